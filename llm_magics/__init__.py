@@ -1,0 +1,136 @@
+"""llm_magics: large language models as a first-class Jupyter tool.
+
+    import llm_magics as lm
+    r = lm.client("openai:gpt-4o-mini").chat("Hi")     # or lm.client() for the default model
+    %load_ext llm_magics                                 # then %%llm cells
+
+Importing this package is cheap: httpx2, pandas, numpy, PIL and IPython load only when a
+feature needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._errors import (
+    APIConnectionError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigError,
+    ContextLengthError,
+    LLMError,
+    ModelNotFoundError,
+    OutputParseError,
+    ProviderError,
+    RateLimitError,
+    StreamInterruptedError,
+    TimeoutError,
+    UnknownModelError,
+)
+
+if TYPE_CHECKING:
+    from ._client import Client
+    from ._types import Message, Response, ToolCall, Transcript, Usage
+    from .tools import tool
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APIConnectionError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Client",
+    "ConfigError",
+    "ContextLengthError",
+    "LLMError",
+    "Message",
+    "ModelNotFoundError",
+    "OutputParseError",
+    "ProviderError",
+    "RateLimitError",
+    "Response",
+    "StreamInterruptedError",
+    "TimeoutError",
+    "ToolCall",
+    "Transcript",
+    "UnknownModelError",
+    "Usage",
+    "__version__",
+    "alias",
+    "client",
+    "load_ipython_extension",
+    "register",
+    "tool",
+    "unload_ipython_extension",
+    "use",
+]
+
+# name -> module that defines it; imported on first attribute access.
+_LAZY = {
+    "Client": "._client",
+    "Message": "._types",
+    "Response": "._types",
+    "ToolCall": "._types",
+    "Transcript": "._types",
+    "Usage": "._types",
+    "tool": ".tools",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llm_magics' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def client(model: str | None = None, **options: Any) -> Client:
+    """A client for ``"provider:model"``, an alias, or None for this kernel's default model.
+
+    Options: ``api_key=``, ``base_url=``, ``timeout=`` (seconds for a whole request),
+    ``cache=False``, and defaults for every call such as ``temperature=`` or ``system=``.
+    """
+    from .registry import default_registry
+
+    return default_registry.client(model, **options)
+
+
+def register(name: str, base_url: str, *, api_key_env: str | None = None, **options: Any) -> None:
+    """Make an OpenAI-compatible server available as ``name:MODEL``."""
+    from .registry import default_registry
+
+    default_registry.register(name, base_url, api_key_env=api_key_env, **options)
+
+
+def alias(name: str, model: str) -> None:
+    """``lm.alias("fast", "groq:llama-3.3-70b-versatile")``, then ``lm.client("fast")``."""
+    from .registry import default_registry
+
+    default_registry.alias(name, model)
+
+
+def use(model: str | None) -> None:
+    """Set this kernel's default model."""
+    from .registry import default_registry
+
+    default_registry.use(model)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext llm_magics``: register the %%llm and %llm magics."""
+    from .magics import load_ipython_extension as _load
+
+    _load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from .magics import unload_ipython_extension as _unload
+
+    _unload(ipython)

@@ -1,0 +1,475 @@
+"""The client users hold: one provider + one model + defaults, with the same behaviour around
+every provider: retries, key rotation, the response cache, schema parsing, usage hooks.
+
+Sync methods run the async ones on the private loop thread (:mod:`llm_magics._loop`), so they
+work inside a running Jupyter kernel. A Client is safe to share between threads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Any, Literal, Protocol, TypeVar
+
+from . import _loop
+from ._errors import (
+    AuthenticationError,
+    ConfigError,
+    LLMError,
+    OutputParseError,
+    RateLimitError,
+    StreamInterruptedError,
+)
+from ._http import RetryPolicy, Timeouts, is_retryable
+from ._types import ChatRequest, MediaPart, OutputSchema, Response, Transcript, to_messages
+from .keys import APIKey, KeyPool
+from .providers._base import Provider
+from .tools import to_tool_specs
+
+__all__ = ["RESPONSE_HOOKS", "Client", "ResponseCache", "ResponseStream", "TextStream"]
+
+T = TypeVar("T")
+CacheMode = bool | Literal["refresh"]
+
+#: Called with every finished Response (fresh or cached), e.g. usage and cost accounting.
+RESPONSE_HOOKS: list[Callable[[Response], None]] = []
+
+
+class ResponseCache(Protocol):
+    """What the client needs from a cache (see :mod:`llm_magics.cache`)."""
+
+    def key_for(self, provider: Provider, request: ChatRequest) -> str: ...
+    def get(self, key: str) -> Response | None: ...
+    def put(self, key: str, response: Response) -> None: ...
+
+
+class Client:
+    """A model to talk to. Create with :func:`llm_magics.client`."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        model: str,
+        *,
+        keys: KeyPool | None = None,
+        cache: ResponseCache | None = None,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        defaults: dict[str, Any] | None = None,
+        missing_key_hint: str | None = None,
+    ) -> None:
+        self.provider = provider
+        self.model = model
+        self.keys = keys
+        self.cache = cache
+        self.retry = retry or RetryPolicy()
+        self.timeouts = timeouts or Timeouts()
+        self.defaults = dict(defaults or {})
+        self._missing_key_hint = missing_key_hint
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.provider.name}:{self.model}" if self.provider.name != "local" else "local"
+
+    def __repr__(self) -> str:
+        return f"Client({self.model_id!r})"
+
+    # --- building requests ---------------------------------------------------------------
+
+    def build_request(
+        self,
+        prompt: Any,
+        *,
+        system: str | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        top_p: float | None = None,
+        stop: Sequence[str] | str | None = None,
+        seed: int | None = None,
+        tools: Sequence[Any] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        schema: Any = None,
+        json_mode: bool = False,
+        **extra: Any,
+    ) -> ChatRequest:
+        options = {**self.defaults}
+        given = {
+            "system": system,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "top_p": top_p,
+            "seed": seed,
+        }
+        options.update({k: v for k, v in given.items() if v is not None})
+        request = ChatRequest(
+            model=self.model,
+            messages=to_messages(prompt),
+            system=options.pop("system", None),
+            temperature=options.pop("temperature", None),
+            max_tokens=options.pop("max_tokens", None),
+            top_p=options.pop("top_p", None),
+            seed=options.pop("seed", None),
+            stop=[stop] if isinstance(stop, str) else list(stop) if stop else None,
+            tools=to_tool_specs(tools),
+            tool_choice=tool_choice,
+            schema=OutputSchema.from_user(schema) if schema is not None else None,
+            json_mode=json_mode,
+            extra={**options, **extra},
+        )
+        if request.tools and not self.provider.supports_tools:
+            raise self.provider.unsupported("tool calling")
+        if request.schema and not self.provider.supports_schema:
+            raise self.provider.unsupported("structured output (schema=)")
+        self.provider.check_media(request)
+        return request
+
+    # --- the pipeline --------------------------------------------------------------------
+
+    async def _call(
+        self, op: Callable[[APIKey | None], Awaitable[T]], estimated_tokens: int = 0
+    ) -> T:
+        """Run ``op`` with a key from the pool, retrying what is worth retrying."""
+        attempt = 0
+        while True:
+            key = await self._acquire(estimated_tokens)
+            try:
+                return await op(key)
+            except LLMError as exc:
+                await self._after_failure(exc, key, attempt)
+            attempt += 1
+
+    async def _acquire(self, estimated_tokens: int) -> APIKey | None:
+        if self.keys is None:
+            if self._missing_key_hint:
+                raise ConfigError(self._missing_key_hint, provider=self.provider.name)
+            return None
+        return await self.keys.acquire(estimated_tokens)
+
+    async def _after_failure(self, exc: LLMError, key: APIKey | None, attempt: int) -> None:
+        """Decide whether a failed attempt is retried (return, after any wait) or raised."""
+        if isinstance(exc, AuthenticationError) and key is not None and self.keys is not None:
+            if len(self.keys) > 1:
+                self.keys.auth_failed(key)
+                if self.keys.has_live_keys:
+                    return
+            raise exc
+        if not is_retryable(exc) or attempt >= self.retry.max_retries:
+            raise exc
+        if isinstance(exc, RateLimitError) and key is not None and self.keys is not None:
+            wait = exc.retry_after
+            if wait is None and len(self.keys) == 1:
+                wait = self.retry.delay(attempt)
+            # The pool holds the key back until its Retry-After has passed; acquire() waits.
+            self.keys.rate_limited(key, wait)
+            return
+        retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
+        await self.retry.sleep(self.retry.delay(attempt, retry_after))
+
+    def _finish(self, response: Response, request: ChatRequest, started: float) -> Response:
+        if response.latency is None:
+            response.latency = time.perf_counter() - started
+        if request.schema is not None and response.parsed is None and not response.tool_calls:
+            try:
+                response.parsed = request.schema.parse(response.text)
+            except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                raise OutputParseError(
+                    f"the answer of {self.model_id} does not match the schema "
+                    f"{request.schema.name}: {exc}",
+                    text=response.text,
+                    provider=self.provider.name,
+                    model=self.model,
+                    response=response,
+                ) from exc
+        elif request.json_mode and response.parsed is None:
+            try:
+                response.parsed = OutputSchema("json", {}).parse(response.text)
+            except ValueError:
+                response.parsed = None
+        for hook in RESPONSE_HOOKS:
+            hook(response)
+        return response
+
+    def _cache_key(self, request: ChatRequest, cache: CacheMode | None) -> str | None:
+        if self.cache is None or cache is False:
+            return None
+        return self.cache.key_for(self.provider, request)
+
+    def _cache_lookup(self, key: str | None, cache: CacheMode | None) -> Response | None:
+        if key is None or cache == "refresh" or self.cache is None:
+            return None
+        hit = self.cache.get(key)
+        if hit is not None:
+            hit.cached = True
+        return hit
+
+    def _record(self, key: APIKey | None, response: Response) -> None:
+        if key is not None and self.keys is not None:
+            self.keys.record(key, response.usage.input_tokens, response.usage.output_tokens)
+
+    # --- chat ----------------------------------------------------------------------------
+
+    async def achat(
+        self,
+        prompt: Any,
+        *,
+        cache: CacheMode | None = None,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> Response:
+        """Send ``prompt`` and return the whole answer as a :class:`Response`."""
+        started = time.perf_counter()
+        request = self.build_request(prompt, **options)
+        cache_key = self._cache_key(request, cache)
+        hit = self._cache_lookup(cache_key, cache)
+        if hit is not None:
+            return self._finish(hit, request, started)
+        timeouts = self.timeouts.replace(timeout)
+
+        async def attempt(key: APIKey | None) -> Response:
+            response = await self.provider.chat(request, key, timeouts)
+            self._record(key, response)
+            return response
+
+        response = await self._call(attempt)
+        self._finish(response, request, started)
+        if cache_key is not None and self.cache is not None:
+            self.cache.put(cache_key, response)
+        return response
+
+    def chat(self, prompt: Any, **options: Any) -> Response:
+        """Blocking :meth:`achat`; works inside Jupyter."""
+        return _loop.run(self.achat(prompt, **options))
+
+    def astream(
+        self,
+        prompt: Any,
+        *,
+        cache: CacheMode | None = None,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> ResponseStream:
+        """Yield text deltas as they arrive; ``.response`` holds the full Response after."""
+        request = self.build_request(prompt, **options)
+        return ResponseStream(self, request, cache, self.timeouts.replace(timeout))
+
+    def stream(self, prompt: Any, **options: Any) -> TextStream:
+        """Blocking :meth:`astream`: iterate for text deltas, then read ``.response``."""
+        return TextStream(self.astream(prompt, **options))
+
+    # --- embeddings and audio ------------------------------------------------------------
+
+    async def aembed(
+        self,
+        texts: str | Sequence[str],
+        *,
+        model: str | None = None,
+        timeout: float | None = None,
+        batch_size: int = 256,
+    ) -> list[list[float]]:
+        """One vector per text (a single string counts as a list of one)."""
+        if not self.provider.supports_embed:
+            raise self.provider.unsupported("embeddings")
+        items = [texts] if isinstance(texts, str) else list(texts)
+        if not all(isinstance(t, str) for t in items):
+            raise ConfigError("embed() takes a string or a list of strings")
+        use_model = model or self.defaults.get("embed_model") or self._embed_model()
+        timeouts = self.timeouts.replace(timeout)
+        vectors: list[list[float]] = []
+        for start in range(0, len(items), batch_size):
+            batch = items[start : start + batch_size]
+
+            async def attempt(key: APIKey | None, batch: list[str] = batch) -> list[list[float]]:
+                found, usage = await self.provider.embed(use_model, batch, key, timeouts)
+                if key is not None and self.keys is not None:
+                    self.keys.record(key, usage.input_tokens, 0)
+                return found
+
+            vectors.extend(await self._call(attempt))
+        return vectors
+
+    def _embed_model(self) -> str:
+        try:
+            return self.provider.default_embed_model()
+        except ConfigError:
+            return self.model
+
+    def embed(self, texts: str | Sequence[str], **options: Any) -> list[list[float]]:
+        return _loop.run(self.aembed(texts, **options))
+
+    async def atranscribe(
+        self,
+        audio: Any,
+        *,
+        model: str | None = None,
+        language: str | None = None,
+        translate: bool = False,
+        timestamps: bool = False,
+        prompt: str | None = None,
+        timeout: float | None = None,
+    ) -> Transcript:
+        """Speech to text. ``timestamps=True`` fills ``.segments`` and ``.words``."""
+        if not self.provider.supports_transcribe:
+            raise self.provider.unsupported(
+                "transcription", "Use openai:, groq: or local for Whisper."
+            )
+        part = _audio_part(audio)
+        use_model = model or self.provider.default_transcribe_model()
+        timeouts = self.timeouts.replace(timeout)
+
+        async def attempt(key: APIKey | None) -> Transcript:
+            return await self.provider.transcribe(
+                use_model,
+                part,
+                key,
+                timeouts,
+                language=language,
+                translate=translate,
+                timestamps=timestamps,
+                prompt=prompt,
+            )
+
+        return await self._call(attempt)
+
+    def transcribe(self, audio: Any, **options: Any) -> Transcript:
+        return _loop.run(self.atranscribe(audio, **options))
+
+    async def alist_models(self) -> list[str]:
+        async def attempt(key: APIKey | None) -> list[str]:
+            return await self.provider.list_models(key, self.timeouts)
+
+        return await self._call(attempt)
+
+    def list_models(self) -> list[str]:
+        return _loop.run(self.alist_models())
+
+
+def _audio_part(audio: Any) -> MediaPart:
+    if isinstance(audio, MediaPart):
+        return audio
+    from .media import as_media_part
+
+    part = as_media_part(audio, kind="audio")
+    if part.kind != "audio":
+        raise ConfigError(f"transcribe() needs audio; got {part.kind} ({part.mime_type})")
+    return part
+
+
+class ResponseStream:
+    """Async iterator of text deltas. After it is exhausted, ``response`` is the full Response.
+
+    A cached answer replays as a stream. A stream that breaks before its first delta is
+    retried like any request; one that breaks later raises StreamInterruptedError with the
+    text that arrived on ``partial_text``.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        request: ChatRequest,
+        cache: CacheMode | None,
+        timeouts: Timeouts,
+    ) -> None:
+        self.client = client
+        self.request = request
+        self.response: Response | None = None
+        self.text = ""
+        self._cache = cache
+        self._timeouts = timeouts
+        self._iterator: AsyncIterator[str] | None = None
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        if self._iterator is None:
+            self._iterator = self._run()
+        return self._iterator
+
+    async def __anext__(self) -> str:
+        return await self.__aiter__().__anext__()
+
+    async def aclose(self) -> None:
+        if self._iterator is not None:
+            await self._iterator.aclose()  # type: ignore[attr-defined]
+
+    async def _run(self) -> AsyncIterator[str]:
+        client, request = self.client, self.request
+        started = time.perf_counter()
+        cache_key = client._cache_key(request, self._cache)
+        hit = client._cache_lookup(cache_key, self._cache)
+        if hit is not None:
+            for piece in _replay_chunks(hit.text):
+                self.text += piece
+                yield piece
+            self.response = client._finish(hit, request, started)
+            return
+        if not client.provider.supports_stream:
+            raise client.provider.unsupported("streaming")
+        attempt = 0
+        while True:
+            key = await client._acquire(0)
+            final: Response | None = None
+            try:
+                async for item in client.provider.stream(request, key, self._timeouts):
+                    if isinstance(item, Response):
+                        final = item
+                    else:
+                        self.text += item
+                        yield item
+            except LLMError as exc:
+                if self.text:
+                    if isinstance(exc, StreamInterruptedError):
+                        raise
+                    raise StreamInterruptedError(
+                        f"the {client.provider.name} stream failed after "
+                        f"{len(self.text)} characters: {exc}",
+                        partial_text=self.text,
+                        provider=client.provider.name,
+                        model=client.model,
+                    ) from exc
+                await client._after_failure(exc, key, attempt)
+                attempt += 1
+                continue
+            if final is None:
+                final = Response(self.text, client.model, client.provider.name)
+            client._record(key, final)
+            self.response = client._finish(final, request, started)
+            if cache_key is not None and client.cache is not None:
+                client.cache.put(cache_key, final)
+            return
+
+
+def _replay_chunks(text: str, size: int = 24) -> Iterator[str]:
+    for start in range(0, len(text), size):
+        yield text[start : start + size]
+
+
+class TextStream:
+    """Sync iterator over a :class:`ResponseStream`, driven on the private loop thread."""
+
+    def __init__(self, stream: ResponseStream) -> None:
+        self._stream = stream
+        self._iterator: Iterator[str] | None = None
+
+    @property
+    def response(self) -> Response | None:
+        return self._stream.response
+
+    @property
+    def text(self) -> str:
+        return self._stream.text
+
+    def __iter__(self) -> Iterator[str]:
+        if self._iterator is None:
+            self._iterator = _loop.iterate(self._stream.__aiter__())
+        return self._iterator
+
+    def __next__(self) -> str:
+        return next(iter(self))
+
+    def close(self) -> None:
+        if self._iterator is not None:
+            self._iterator.close()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> TextStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,480 @@
+"""HTTP plumbing shared by every provider: one pooled AsyncClient per event loop, timeouts,
+stream line parsing, Retry-After parsing, and the single place where HTTP statuses, provider
+error bodies and transport exceptions become :mod:`llm_magics._errors` exceptions.
+
+httpx2 is imported lazily (it costs ~100 ms), so ``import llm_magics`` stays light.
+
+Thread safety: :func:`get_client` may be called from any thread; each event loop gets its own
+AsyncClient (an AsyncClient must not be shared across loops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import json
+import random
+import re
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import _errors as errors
+
+if TYPE_CHECKING:
+    import httpx2
+
+__all__ = [
+    "ErrorContext",
+    "RetryPolicy",
+    "Timeouts",
+    "error_from_response",
+    "get_client",
+    "iter_ndjson",
+    "iter_sse",
+    "parse_retry_after",
+    "request_json",
+    "stream_request",
+]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """connect: to open a connection; total: a whole non-streaming request; idle: the longest
+    silence allowed inside a stream (and per read otherwise)."""
+
+    connect: float = 10.0
+    total: float = 120.0
+    idle: float = 60.0
+
+    def replace(self, total: float | None) -> Timeouts:
+        if total is None:
+            return self
+        return Timeouts(min(self.connect, total), total, min(self.idle, total))
+
+
+@dataclass
+class RetryPolicy:
+    """Bounded exponential backoff with full jitter. ``sleep`` and ``random`` are injectable
+    so tests never wait for real."""
+
+    max_retries: int = 4
+    backoff_base: float = 0.5
+    backoff_max: float = 20.0
+    sleep: Callable[[float], Awaitable[Any]] = field(default=asyncio.sleep, repr=False)
+    random: Callable[[], float] = field(default=random.random, repr=False)
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based); never less than
+        ``retry_after``."""
+        cap = min(self.backoff_max, self.backoff_base * (2**attempt))
+        jittered = cap * (0.5 + 0.5 * self.random())
+        return max(jittered, retry_after or 0.0)
+
+
+RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529})
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, errors.RateLimitError | errors.TimeoutError | errors.APIConnectionError):
+        return True
+    if isinstance(exc, errors.BadRequestError | errors.AuthenticationError):
+        return False
+    if isinstance(exc, errors.ProviderError) and exc.status_code is not None:
+        return exc.status_code in RETRYABLE_STATUS or exc.status_code >= 500
+    return False
+
+
+@dataclass(frozen=True)
+class ErrorContext:
+    """What an error message needs to be useful: who, which model, which env var holds the
+    key, which key (last four characters only), and how the provider words context errors."""
+
+    provider: str
+    model: str | None = None
+    key_env: str | None = None
+    key_hint: str | None = None
+    context_markers: tuple[str, ...] = ()
+
+    def auth_fix(self) -> str:
+        which = f" (the key ending in ...{self.key_hint})" if self.key_hint else ""
+        if self.key_env:
+            return f"Check {self.key_env}{which}: set it to a valid key in the environment or .env."
+        return f"Check the API key configured for {self.provider}{which}."
+
+
+_DEFAULT_CONTEXT_MARKERS = (
+    "context_length_exceeded",
+    "context length",
+    "context window",
+    "maximum context",
+    "prompt is too long",
+    "too many tokens",
+    "exceeds the maximum",
+    "input is too long",
+    "reduce the length",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared clients
+
+
+_clients_lock = threading.Lock()
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, httpx2.AsyncClient]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def get_client(transport: Any = None) -> httpx2.AsyncClient:
+    """The pooled AsyncClient of the running loop (one per transport, for tests)."""
+    import httpx2
+
+    loop = asyncio.get_running_loop()
+    with _clients_lock:
+        per_loop = _clients.setdefault(loop, {})
+        key = id(transport)
+        client = per_loop.get(key)
+        if client is None or client.is_closed:
+            client = httpx2.AsyncClient(
+                transport=transport,
+                # Enough sockets for concurrency 64 x a few hosts, with keep-alive long
+                # enough to survive the gaps between cells.
+                limits=httpx2.Limits(
+                    max_connections=256, max_keepalive_connections=128, keepalive_expiry=60.0
+                ),
+                timeout=httpx2.Timeout(60.0, connect=10.0),
+                follow_redirects=False,
+                trust_env=True,
+            )
+            per_loop[key] = client
+        return client
+
+
+def _httpx_timeout(t: Timeouts) -> httpx2.Timeout:
+    import httpx2
+
+    return httpx2.Timeout(t.idle, connect=t.connect, pool=t.total)
+
+
+# ---------------------------------------------------------------------------------------------
+# Error translation: the one boundary
+
+
+def parse_retry_after(
+    headers: Mapping[str, str], now: Callable[[], float] = time.time
+) -> float | None:
+    """Seconds to wait from ``retry-after-ms``, ``retry-after`` (seconds or HTTP date), or the
+    ``x-ratelimit-reset*`` headers (``1s``, ``6m0s``, ``20ms``, epoch seconds or RFC 3339)."""
+    lower = {k.lower(): v for k, v in headers.items()}
+    if "retry-after-ms" in lower:
+        with contextlib.suppress(ValueError):
+            return max(0.0, float(lower["retry-after-ms"]) / 1000.0)
+    if "retry-after" in lower:
+        value = lower["retry-after"].strip()
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(value) if value else None
+            if parsed is not None:
+                return max(0.0, parsed.timestamp() - now())
+    resets = [
+        v
+        for k, v in lower.items()
+        if k.startswith("x-ratelimit-reset")
+        or (k.startswith("anthropic-ratelimit-") and k.endswith("-reset"))
+    ]
+    waits = [w for w in (_parse_reset(v, now) for v in resets) if w is not None]
+    return max(waits) if waits else None
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def _parse_reset(value: str, now: Callable[[], float]) -> float | None:
+    value = value.strip()
+    if not value:
+        return None
+    parts = _DURATION_PART.findall(value)
+    if parts and "".join(n + u for n, u in parts) == value:
+        scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+        return sum(float(n) * scale[u] for n, u in parts)
+    try:
+        number = float(value)
+    except ValueError:
+        pass
+    else:
+        # Large numbers are epoch timestamps, small ones a delay in seconds.
+        return max(0.0, number - now()) if number > 1e9 else max(0.0, number)
+    with contextlib.suppress(ValueError):
+        from datetime import datetime
+
+        stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return max(0.0, stamp.timestamp() - now())
+    return None
+
+
+def error_message(body: Any, text: str) -> tuple[str, str]:
+    """(message, code) from any provider's error body shape."""
+    if isinstance(body, Mapping):
+        err = body.get("error", body)
+        if isinstance(err, str):
+            return err, ""
+        if isinstance(err, Mapping):
+            message = err.get("message") or err.get("detail") or body.get("message") or ""
+            code = err.get("code") or err.get("type") or err.get("status") or ""
+            return str(message), str(code)
+        if isinstance(body.get("detail"), str):
+            return body["detail"], ""
+    return text.strip()[:500], ""
+
+
+def error_from_response(
+    response: httpx2.Response, ctx: ErrorContext, *, body_text: str | None = None
+) -> errors.ProviderError:
+    """Translate an error response into the exception tree (not raised: returned)."""
+    status = response.status_code
+    text = body_text if body_text is not None else _safe_text(response)
+    try:
+        body = json.loads(text) if text else None
+    except ValueError:
+        body = None
+    message, code = error_message(body, text)
+    where = f"{ctx.provider}" + (f" ({ctx.model})" if ctx.model else "")
+    detail = f": {message}" if message else ""
+    common: dict[str, Any] = {
+        "status_code": status,
+        "provider": ctx.provider,
+        "model": ctx.model,
+        "request": response.request,
+        "response": response,
+    }
+    lowered = f"{message} {code}".lower()
+    markers = ctx.context_markers + _DEFAULT_CONTEXT_MARKERS
+    if status in (401, 403):
+        return errors.AuthenticationError(
+            f"{where} rejected the API key ({status}){detail}. {ctx.auth_fix()}", **common
+        )
+    if status == 429:
+        retry_after = parse_retry_after(response.headers)
+        wait = f" Retry after {retry_after:.1f} s." if retry_after is not None else ""
+        return errors.RateLimitError(
+            f"{where} rate limit hit (429){detail}.{wait}", retry_after=retry_after, **common
+        )
+    if status in (400, 404, 413, 422) and any(m in lowered for m in markers):
+        return errors.ContextLengthError(
+            f"{where}: the prompt is too long for the model's context window ({status}){detail}."
+            " Shorten the prompt or history, or lower max_tokens.",
+            **common,
+        )
+    if status == 404 and ("model" in lowered or not message):
+        return errors.ModelNotFoundError(
+            f"{where}: model not found (404){detail}. Check the model name; "
+            f"`%llm models {ctx.provider}` lists what the provider offers.",
+            **common,
+        )
+    if status in (400, 404, 413, 422):
+        return errors.BadRequestError(f"{where} refused the request ({status}){detail}", **common)
+    return errors.ProviderError(f"{where} returned HTTP {status}{detail}", **common)
+
+
+def _safe_text(response: httpx2.Response) -> str:
+    try:
+        return response.text
+    except Exception:
+        return ""
+
+
+@contextlib.contextmanager
+def translate_transport_errors(
+    ctx: ErrorContext, *, partial: Callable[[], str] | None = None
+) -> Iterator[None]:
+    """Map httpx2's exceptions to ours, ``from`` the original. When ``partial`` returns text,
+    the failure happened mid-stream: raise StreamInterruptedError keeping that text."""
+    import httpx2
+
+    try:
+        yield
+    except httpx2.TimeoutException as exc:
+        arrived = partial() if partial else ""
+        if arrived:
+            raise _interrupted(ctx, exc, arrived) from exc
+        raise errors.TimeoutError(
+            f"{ctx.provider} did not answer in time ({type(exc).__name__}). Raise timeout= or "
+            "try again.",
+            provider=ctx.provider,
+            model=ctx.model,
+            request=_request_of(exc),
+        ) from exc
+    except (httpx2.TransportError, httpx2.StreamError) as exc:
+        arrived = partial() if partial else ""
+        if arrived:
+            raise _interrupted(ctx, exc, arrived) from exc
+        raise errors.APIConnectionError(
+            f"could not reach {ctx.provider}: {type(exc).__name__}: {exc}",
+            provider=ctx.provider,
+            model=ctx.model,
+            request=_request_of(exc),
+        ) from exc
+
+
+def _interrupted(ctx: ErrorContext, exc: Exception, arrived: str) -> errors.StreamInterruptedError:
+    return errors.StreamInterruptedError(
+        f"the {ctx.provider} stream broke after {len(arrived)} characters "
+        f"({type(exc).__name__}); the partial answer is on .partial_text",
+        partial_text=arrived,
+        provider=ctx.provider,
+        model=ctx.model,
+        request=_request_of(exc),
+    )
+
+
+def _request_of(exc: Exception) -> Any:
+    try:
+        return exc.request  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests
+
+
+async def request_json(
+    method: str,
+    url: str,
+    *,
+    ctx: ErrorContext,
+    headers: Mapping[str, str] | None = None,
+    json_body: Any = None,
+    params: Mapping[str, str] | None = None,
+    files: Any = None,
+    data: Mapping[str, Any] | None = None,
+    timeout: Timeouts = Timeouts(),
+    transport: Any = None,
+    expect_json: bool = True,
+) -> tuple[Any, httpx2.Response]:
+    """Send one request; return (parsed body, response). Raises from the error tree."""
+    client = get_client(transport)
+    with translate_transport_errors(ctx):
+        try:
+            response = await asyncio.wait_for(
+                client.request(
+                    method,
+                    url,
+                    headers=headers,
+                    json=json_body,
+                    params=params,
+                    files=files,
+                    data=data,
+                    timeout=_httpx_timeout(timeout),
+                ),
+                timeout.total,
+            )
+        except asyncio.TimeoutError as exc:
+            raise errors.TimeoutError(
+                f"{ctx.provider} took longer than {timeout.total:g} s for the whole request. "
+                "Raise timeout= or try again.",
+                provider=ctx.provider,
+                model=ctx.model,
+            ) from exc
+    if response.status_code >= 400:
+        raise error_from_response(response, ctx)
+    if not expect_json:
+        return response.text, response
+    try:
+        return response.json(), response
+    except ValueError as exc:
+        raise errors.ProviderError(
+            f"{ctx.provider} returned a body that is not JSON (HTTP {response.status_code}): "
+            f"{response.text[:200]!r}",
+            status_code=response.status_code,
+            provider=ctx.provider,
+            model=ctx.model,
+            request=response.request,
+            response=response,
+        ) from exc
+
+
+@contextlib.asynccontextmanager
+async def stream_request(
+    method: str,
+    url: str,
+    *,
+    ctx: ErrorContext,
+    headers: Mapping[str, str] | None = None,
+    json_body: Any = None,
+    params: Mapping[str, str] | None = None,
+    timeout: Timeouts = Timeouts(),
+    transport: Any = None,
+) -> AsyncIterator[httpx2.Response]:
+    """Open a streaming request; error statuses raise before anything is yielded."""
+    client = get_client(transport)
+    request = client.build_request(
+        method, url, headers=headers, json=json_body, params=params, timeout=_httpx_timeout(timeout)
+    )
+    with translate_transport_errors(ctx):
+        response = await asyncio.wait_for(client.send(request, stream=True), timeout.total)
+    try:
+        if response.status_code >= 400:
+            with translate_transport_errors(ctx):
+                raw = await response.aread()
+            raise error_from_response(response, ctx, body_text=raw.decode("utf-8", "replace"))
+        yield response
+    finally:
+        await response.aclose()
+
+
+async def iter_lines(
+    response: httpx2.Response, ctx: ErrorContext, partial: Callable[[], str]
+) -> AsyncIterator[str]:
+    with translate_transport_errors(ctx, partial=partial):
+        async for line in response.aiter_lines():
+            yield line
+
+
+async def iter_sse(
+    response: httpx2.Response, ctx: ErrorContext, partial: Callable[[], str]
+) -> AsyncIterator[tuple[str, str]]:
+    """(event name, data) pairs of a server-sent-event stream; tolerant of CRLF and of
+    servers that send ``data:`` without a space."""
+    event, data_lines = "", list[str]()
+    async for line in iter_lines(response, ctx, partial):
+        if not line:
+            if data_lines:
+                yield event or "message", "\n".join(data_lines)
+            event, data_lines = "", list[str]()
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            data_lines.append(value)
+        elif name == "event":
+            event = value
+    if data_lines:
+        yield event or "message", "\n".join(data_lines)
+
+
+async def iter_ndjson(
+    response: httpx2.Response, ctx: ErrorContext, partial: Callable[[], str]
+) -> AsyncIterator[Any]:
+    async for line in iter_lines(response, ctx, partial):
+        if line.strip():
+            yield decode_event(line, ctx)
+
+
+def decode_event(data: str, ctx: ErrorContext) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise errors.ProviderError(
+            f"{ctx.provider} sent a stream event that is not JSON: {data[:200]!r}",
+            provider=ctx.provider,
+            model=ctx.model,
+        ) from exc

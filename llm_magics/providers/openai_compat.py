@@ -1,0 +1,376 @@
+"""The OpenAI wire protocol: OpenAI itself, Groq, Cerebras, llama.cpp / vLLM / LM Studio servers
+and any other OpenAI-compatible base URL.
+
+Endpoints: ``/chat/completions`` (JSON and SSE streaming with usage, tools, JSON mode and
+JSON-schema output), ``/embeddings`` (base64 float32 decoding), ``/audio/transcriptions`` and
+``/audio/translations`` (Whisper), ``/models``.
+"""
+
+from __future__ import annotations
+
+import array
+import base64
+import json
+import sys
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, ClassVar
+
+from .._errors import ProviderError
+from .._http import Timeouts, error_message, iter_sse, request_json, stream_request
+from .._http import decode_event as _decode
+from .._types import (
+    ChatRequest,
+    MediaPart,
+    Message,
+    Response,
+    TextPart,
+    ToolCall,
+    Transcript,
+    Usage,
+)
+from ..keys import APIKey
+from ._base import Provider
+
+__all__ = ["OpenAICompatProvider"]
+
+_FINISH = {"tool_calls": "tool_calls", "function_call": "tool_calls"}
+_AUDIO_FORMATS = {
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/wave": "wav",
+    "audio/mpeg": "mp3",
+}
+
+
+class OpenAICompatProvider(Provider):
+    protocol: ClassVar[str] = "openai"
+    supports_stream = True
+    supports_tools = True
+    supports_schema = True
+    supports_embed = True
+    supports_transcribe = True
+    media_kinds = frozenset({"image"})
+    context_markers = ("context_length_exceeded", "maximum context length")
+
+    def __init__(self, name: str, base_url: str, **kwargs: Any) -> None:
+        super().__init__(name, base_url, **kwargs)
+        # OpenAI deprecated max_tokens for max_completion_tokens (reasoning models refuse the
+        # old name); most compatible servers only know max_tokens.
+        self.max_tokens_field = "max_completion_tokens" if name == "openai" else "max_tokens"
+        # Only OpenAI's endpoint is known to honour base64 embeddings; it halves the payload.
+        self.embed_base64 = name == "openai"
+        if name == "openai":
+            self.media_kinds = frozenset({"image", "audio", "document"})
+        elif name == "cerebras":
+            self.media_kinds = frozenset()
+        if name == "cerebras":
+            self.supports_transcribe = False
+
+    # --- request building ----------------------------------------------------------------
+
+    def headers(self, key: APIKey | None) -> dict[str, str]:
+        out = {"Accept": "application/json", **self.extra_headers}
+        if key is not None:
+            out["Authorization"] = f"Bearer {key.reveal()}"
+        return out
+
+    def body(self, request: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
+        self.check_media(request)
+        messages: list[dict[str, Any]] = []
+        if request.system:
+            messages.append({"role": "system", "content": request.system})
+        messages.extend(self._message(m) for m in request.messages)
+        body: dict[str, Any] = {"model": request.model, "messages": messages}
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            body[self.max_tokens_field] = request.max_tokens
+        if request.top_p is not None:
+            body["top_p"] = request.top_p
+        if request.stop:
+            body["stop"] = request.stop
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if request.tools:
+            body["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters,
+                    },
+                }
+                for t in request.tools
+            ]
+            if request.tool_choice is not None:
+                body["tool_choice"] = _tool_choice(request.tool_choice)
+        if request.schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": _schema_name(request.schema.name),
+                    "schema": request.schema.json_schema,
+                },
+            }
+        elif request.json_mode:
+            body["response_format"] = {"type": "json_object"}
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        body.update(request.extra)
+        return body
+
+    def _message(self, m: Message) -> dict[str, Any]:
+        if m.role == "tool":
+            return {"role": "tool", "tool_call_id": m.tool_call_id or "", "content": m.text}
+        out: dict[str, Any] = {"role": m.role}
+        if isinstance(m.content, str) or all(isinstance(p, TextPart) for p in m.content):
+            out["content"] = m.text if not isinstance(m.content, str) else m.content
+        else:
+            out["content"] = [self._part(p) for p in m.content]
+        if m.role == "assistant" and m.tool_calls:
+            out["tool_calls"] = [
+                {
+                    "id": t.id,
+                    "type": "function",
+                    "function": {"name": t.name, "arguments": json.dumps(t.arguments)},
+                }
+                for t in m.tool_calls
+            ]
+            if not out["content"]:
+                out["content"] = None
+        if m.name and m.role in ("user", "system"):
+            out["name"] = m.name
+        return out
+
+    def _part(self, p: TextPart | MediaPart) -> dict[str, Any]:
+        if isinstance(p, TextPart):
+            return {"type": "text", "text": p.text}
+        if p.kind == "image":
+            url = p.url if p.data is None else p.data_url()
+            return {"type": "image_url", "image_url": {"url": url}}
+        if p.kind == "audio":
+            fmt = _AUDIO_FORMATS.get(p.mime_type)
+            if fmt is None or p.data is None:
+                raise self.unsupported(
+                    f"audio as {p.mime_type}", "Chat audio input takes wav or mp3 bytes."
+                )
+            return {"type": "input_audio", "input_audio": {"data": p.b64(), "format": fmt}}
+        return {
+            "type": "file",
+            "file": {"filename": p.filename or "document.pdf", "file_data": p.data_url()},
+        }
+
+    # --- chat ----------------------------------------------------------------------------
+
+    async def chat(self, request: ChatRequest, key: APIKey | None, timeouts: Timeouts) -> Response:
+        data, _ = await request_json(
+            "POST",
+            f"{self.base_url}/chat/completions",
+            ctx=self.error_context(request.model, key),
+            headers=self.headers(key),
+            json_body=self.body(request),
+            timeout=timeouts,
+            transport=self.transport,
+        )
+        return self.parse_response(data, request.model)
+
+    def parse_response(self, data: dict[str, Any], model: str) -> Response:
+        choice = (data.get("choices") or [{}])[0]
+        message = choice.get("message") or {}
+        calls = [
+            ToolCall.from_raw(
+                tc.get("id", ""), tc["function"]["name"], tc["function"].get("arguments")
+            )
+            for tc in message.get("tool_calls") or []
+        ]
+        finish = choice.get("finish_reason")
+        return Response(
+            text=message.get("content") or "",
+            model=data.get("model") or model,
+            provider=self.name,
+            usage=_usage(data.get("usage")),
+            finish_reason=_FINISH.get(finish, finish),
+            tool_calls=calls,
+            raw=data,
+        )
+
+    async def stream(
+        self, request: ChatRequest, key: APIKey | None, timeouts: Timeouts
+    ) -> AsyncIterator[str | Response]:
+        ctx = self.error_context(request.model, key)
+        text: list[str] = []
+        calls: dict[int, dict[str, str]] = {}
+        usage: dict[str, Any] | None = None
+        finish: str | None = None
+        model = request.model
+        last: dict[str, Any] = {}
+        async with stream_request(
+            "POST",
+            f"{self.base_url}/chat/completions",
+            ctx=ctx,
+            headers={**self.headers(key), "Accept": "text/event-stream"},
+            json_body=self.body(request, stream=True),
+            timeout=timeouts,
+            transport=self.transport,
+        ) as response:
+            async for _event, data in iter_sse(response, ctx, lambda: "".join(text)):
+                if data.strip() == "[DONE]":
+                    break
+                chunk = _decode(data, ctx)
+                if "error" in chunk and not chunk.get("choices"):
+                    message, _ = error_message(chunk, data)
+                    raise ProviderError(
+                        f"{self.name} reported an error mid-stream: {message}",
+                        provider=self.name,
+                        model=request.model,
+                    )
+                last = chunk
+                model = chunk.get("model") or model
+                if chunk.get("usage"):
+                    usage = chunk["usage"]
+                for choice in chunk.get("choices") or []:
+                    delta = choice.get("delta") or {}
+                    piece = delta.get("content")
+                    if piece:
+                        text.append(piece)
+                        yield piece
+                    for tc in delta.get("tool_calls") or []:
+                        slot = calls.setdefault(
+                            tc.get("index", 0), {"id": "", "name": "", "args": ""}
+                        )
+                        slot["id"] = tc.get("id") or slot["id"]
+                        fn = tc.get("function") or {}
+                        slot["name"] = fn.get("name") or slot["name"]
+                        slot["args"] += fn.get("arguments") or ""
+                    if choice.get("finish_reason"):
+                        finish = choice["finish_reason"]
+        yield Response(
+            text="".join(text),
+            model=model,
+            provider=self.name,
+            usage=_usage(usage),
+            finish_reason=_FINISH.get(finish or "", finish),
+            tool_calls=[
+                ToolCall.from_raw(c["id"], c["name"], c["args"]) for _, c in sorted(calls.items())
+            ],
+            raw={"id": last.get("id"), "model": model, "streamed": True, "usage": usage},
+        )
+
+    # --- embeddings, audio, models -------------------------------------------------------
+
+    def default_embed_model(self) -> str:
+        return "text-embedding-3-small" if self.name == "openai" else super().default_embed_model()
+
+    async def embed(
+        self, model: str, texts: Sequence[str], key: APIKey | None, timeouts: Timeouts
+    ) -> tuple[list[list[float]], Usage]:
+        body: dict[str, Any] = {"model": model, "input": list(texts)}
+        if self.embed_base64:
+            body["encoding_format"] = "base64"
+        data, _ = await request_json(
+            "POST",
+            f"{self.base_url}/embeddings",
+            ctx=self.error_context(model, key),
+            headers=self.headers(key),
+            json_body=body,
+            timeout=timeouts,
+            transport=self.transport,
+        )
+        rows = sorted(data.get("data") or [], key=lambda d: d.get("index", 0))
+        vectors = [_vector(r["embedding"]) for r in rows]
+        return vectors, _usage(data.get("usage"))
+
+    def default_transcribe_model(self) -> str:
+        if self.name == "groq":
+            return "whisper-large-v3-turbo"
+        return "whisper-1"
+
+    async def transcribe(
+        self,
+        model: str,
+        audio: MediaPart,
+        key: APIKey | None,
+        timeouts: Timeouts,
+        *,
+        language: str | None = None,
+        translate: bool = False,
+        timestamps: bool = False,
+        prompt: str | None = None,
+    ) -> Transcript:
+        if audio.data is None:
+            raise self.unsupported("audio by URL", "Pass the audio as a file, bytes or array.")
+        form: dict[str, Any] = {
+            "model": model,
+            "response_format": "verbose_json" if timestamps else "json",
+        }
+        if language and not translate:
+            form["language"] = language
+        if prompt:
+            form["prompt"] = prompt
+        if timestamps:
+            form["timestamp_granularities[]"] = ["segment", "word"]
+        endpoint = "translations" if translate else "transcriptions"
+        ext = audio.mime_type.split("/")[-1].replace("x-", "").replace("mpeg", "mp3")
+        filename = audio.filename or f"audio.{ext}"
+        data, _ = await request_json(
+            "POST",
+            f"{self.base_url}/audio/{endpoint}",
+            ctx=self.error_context(model, key),
+            headers=self.headers(key),
+            data=form,
+            files={"file": (filename, audio.data, audio.mime_type)},
+            timeout=timeouts,
+            transport=self.transport,
+        )
+        return Transcript(
+            str(data.get("text", "")).strip(),
+            segments=list(data.get("segments") or []),
+            words=list(data.get("words") or []),
+            language=data.get("language"),
+            duration=data.get("duration"),
+        )
+
+    async def list_models(self, key: APIKey | None, timeouts: Timeouts) -> list[str]:
+        data, _ = await request_json(
+            "GET",
+            f"{self.base_url}/models",
+            ctx=self.error_context(None, key),
+            headers=self.headers(key),
+            timeout=timeouts,
+            transport=self.transport,
+        )
+        return sorted(str(m.get("id")) for m in data.get("data") or [])
+
+
+def _usage(u: dict[str, Any] | None) -> Usage:
+    if not u:
+        return Usage()
+    details = u.get("prompt_tokens_details") or {}
+    return Usage(
+        input_tokens=int(u.get("prompt_tokens") or 0),
+        output_tokens=int(u.get("completion_tokens") or 0),
+        cached_input_tokens=int(details.get("cached_tokens") or 0),
+    )
+
+
+def _vector(embedding: Any) -> list[float]:
+    if isinstance(embedding, str):
+        floats = array.array("f")
+        floats.frombytes(base64.b64decode(embedding))
+        if sys.byteorder != "little":
+            floats.byteswap()
+        return floats.tolist()
+    return [float(x) for x in embedding]
+
+
+def _tool_choice(choice: str | dict[str, Any]) -> str | dict[str, Any]:
+    if isinstance(choice, str) and choice not in ("auto", "none", "required"):
+        return {"type": "function", "function": {"name": choice}}
+    return choice
+
+
+def _schema_name(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "_-" else "_" for c in name)[:64]
+    return cleaned or "output"

@@ -1,0 +1,30 @@
+"""Shared fixtures: every test starts from a clean environment (no provider keys, no base
+URLs, a private cache directory, a fresh per-kernel registry), the way a user's fresh kernel
+would."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_ENV_PREFIXES = ("OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_", "GROQ_", "CEREBRAS_", "OLLAMA_")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    for name in list(os.environ):
+        if name.startswith(_ENV_PREFIXES) or name.startswith("LLM_MAGICS_"):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LLM_MAGICS_CACHE_DIR", str(tmp_path / "llm-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # A working directory without a .env, so the user's own settings never leak in.
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    from llm_magics import registry
+
+    monkeypatch.setattr(registry, "default_registry", registry.Registry())
+    yield
