@@ -99,6 +99,9 @@ class ErrorContext:
     key_env: str | None = None
     key_hint: str | None = None
     context_markers: tuple[str, ...] = ()
+    # Phrases that mark a rejected key reported as 400 (Gemini: INVALID_ARGUMENT, "API key not
+    # valid"), so it still becomes AuthenticationError rather than BadRequestError.
+    auth_markers: tuple[str, ...] = ()
 
     def auth_fix(self) -> str:
         which = f" (the key ending in ...{self.key_hint})" if self.key_hint else ""
@@ -218,6 +221,19 @@ def _parse_reset(value: str, now: Callable[[], float]) -> float | None:
     return None
 
 
+def retry_after_from_body(body: Any) -> float | None:
+    """Seconds to wait from a ``google.rpc.RetryInfo`` detail in an error body; Gemini sends
+    its 429 wait there (``{"error": {"details": [{"retryDelay": "30s", ...}]}}``), not in a
+    header."""
+    err = body.get("error") if isinstance(body, Mapping) else None
+    details = err.get("details") if isinstance(err, Mapping) else None
+    for detail in details if isinstance(details, list) else []:
+        delay = detail.get("retryDelay") if isinstance(detail, Mapping) else None
+        if isinstance(delay, str):
+            return _parse_reset(delay, time.time)
+    return None
+
+
 def error_message(body: Any, text: str) -> tuple[str, str]:
     """(message, code) from any provider's error body shape."""
     if isinstance(body, Mapping):
@@ -255,12 +271,14 @@ def error_from_response(
     }
     lowered = f"{message} {code}".lower()
     markers = ctx.context_markers + _DEFAULT_CONTEXT_MARKERS
-    if status in (401, 403):
+    if status in (401, 403) or (status == 400 and any(m in lowered for m in ctx.auth_markers)):
         return errors.AuthenticationError(
             f"{where} rejected the API key ({status}){detail}. {ctx.auth_fix()}", **common
         )
     if status == 429:
         retry_after = parse_retry_after(response.headers)
+        if retry_after is None:
+            retry_after = retry_after_from_body(body)
         wait = f" Retry after {retry_after:.1f} s." if retry_after is not None else ""
         return errors.RateLimitError(
             f"{where} rate limit hit (429){detail}.{wait}", retry_after=retry_after, **common
