@@ -182,7 +182,10 @@ def parse_retry_after(
         try:
             return max(0.0, float(value))
         except ValueError:
-            parsed = email.utils.parsedate_to_datetime(value) if value else None
+            try:
+                parsed = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                parsed = None  # an unreadable header is no reason to fail the request
             if parsed is not None:
                 return max(0.0, parsed.timestamp() - now())
     resets = [

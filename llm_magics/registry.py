@@ -228,6 +228,7 @@ class Registry:
         transport: Any = None,
         cache: ResponseCache | bool | None = True,
         retry: RetryPolicy | None = None,
+        max_retries: int | None = None,
         timeout: float | None = None,
         **defaults: Any,
     ) -> Client:
@@ -254,7 +255,7 @@ class Registry:
             ref.model,
             keys=pool,
             cache=use_cache,
-            retry=retry or self.retry,
+            retry=_retry_policy(retry or self.retry, max_retries),
             timeouts=timeouts,
             defaults=defaults,
             missing_key_hint=hint,
@@ -281,6 +282,14 @@ class Registry:
                 }
             )
         return rows
+
+
+def _retry_policy(base: RetryPolicy, max_retries: int | None) -> RetryPolicy:
+    if max_retries is None:
+        return base
+    if max_retries < 0:
+        raise ConfigError(f"max_retries must be 0 or more; got {max_retries}")
+    return RetryPolicy(max_retries, base.backoff_base, base.backoff_max, base.sleep, base.random)
 
 
 def missing_key_message(info: ProviderInfo) -> str:

@@ -1,0 +1,41 @@
+"""The public surface: a curated __all__, every name importable, and an import that stays light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import llm_magics as lm
+
+EXPECTED_PUBLIC = {
+    "APIConnectionError", "AuthenticationError", "BadRequestError", "Client", "ConfigError",
+    "ContextLengthError", "LLMError", "Message", "ModelNotFoundError", "OutputParseError",
+    "ProviderError", "RateLimitError", "Response", "StreamInterruptedError", "TimeoutError",
+    "ToolCall", "Transcript", "UnknownModelError", "Usage", "__version__", "alias", "client",
+    "load_ipython_extension", "register", "tool", "unload_ipython_extension", "use",
+}  # fmt: skip
+
+
+def test_all_lists_the_public_api_and_nothing_else() -> None:
+    # Additions are deliberate: extend EXPECTED_PUBLIC in the same change that adds a name.
+    assert set(lm.__all__) >= EXPECTED_PUBLIC
+    for name in lm.__all__:
+        assert getattr(lm, name) is not None, name
+
+
+def test_every_error_derives_from_llm_error() -> None:
+    for name in lm.__all__:
+        value = getattr(lm, name)
+        if isinstance(value, type) and issubclass(value, BaseException):
+            assert issubclass(value, lm.LLMError), name
+
+
+def test_import_loads_no_heavy_library() -> None:
+    code = (
+        "import sys, llm_magics;"
+        "heavy = [m for m in ('httpx2', 'pandas', 'numpy', 'PIL', 'IPython', 'ipywidgets', 'pydantic',"
+        " 'llama_cpp', 'diskcache') if m in sys.modules];"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
