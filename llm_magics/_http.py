@@ -13,20 +13,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import functools
 import json
 import random
 import re
+import sys
 import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _errors as errors
 
 if TYPE_CHECKING:
     import httpx2
+
+T = TypeVar("T")
 
 __all__ = [
     "ErrorContext",
@@ -158,10 +162,20 @@ def get_client(transport: Any = None) -> httpx2.AsyncClient:
         return client
 
 
+@functools.lru_cache(maxsize=64)
 def _httpx_timeout(t: Timeouts) -> httpx2.Timeout:
     import httpx2
 
     return httpx2.Timeout(t.idle, connect=t.connect, pool=t.total)
+
+
+async def _within(awaitable: Awaitable[T], seconds: float) -> T:
+    """Bound a whole request. asyncio.timeout (3.11+) costs no extra task per request, which
+    matters at hundreds of requests per second; 3.10 falls back to wait_for."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,7 +397,7 @@ async def request_json(
     client = get_client(transport)
     with translate_transport_errors(ctx):
         try:
-            response = await asyncio.wait_for(
+            response = await _within(
                 client.request(
                     method,
                     url,
@@ -439,7 +453,7 @@ async def stream_request(
         method, url, headers=headers, json=json_body, params=params, timeout=_httpx_timeout(timeout)
     )
     with translate_transport_errors(ctx):
-        response = await asyncio.wait_for(client.send(request, stream=True), timeout.total)
+        response = await _within(client.send(request, stream=True), timeout.total)
     try:
         if response.status_code >= 400:
             with translate_transport_errors(ctx):
