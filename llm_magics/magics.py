@@ -1,0 +1,471 @@
+"""The ``%%llm`` and ``%llm`` magics: a thin parse-and-call layer over the Python API.
+
+Loaded by ``%load_ext llm_magics``. Importing this module costs only IPython pieces that a
+kernel has loaded already; the client stack (httpx2 and friends) loads on the first call.
+
+Errors, as a person meets them:
+
+* A mistake to fix (unknown model, missing key, bad option, unknown variable) is a
+  ``UsageError``: one red line saying what to do, no traceback.
+* A provider failure (rate limit, outage, refused request) keeps its own exception type, so
+  the cell is marked failed, "run all" stops, and ``{Err[-1]}`` can quote it, but it renders
+  as one line (``RateLimitError: ...``) instead of a traceback through this package.
+* Ctrl-C / interrupt stops a stream at once; what arrived stays on screen and in ``_llm``
+  (``finish_reason == "interrupted"``), and the cell ends with a one-line KeyboardInterrupt
+  so queued cells do not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import keyword
+import shlex
+import sys
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+from traitlets import Bool, Enum, Float, Int, Unicode
+
+from ._commands import COMMANDS, run_command
+from ._display import FORMATS, AnswerView, bundle, extract_code, json_bundle, pump, usage_line
+from ._errors import ConfigError, LLMError, StreamInterruptedError
+from ._prompt import ErrorLog, ErrorRecord, PromptError, render, resolve, to_media_part
+from ._types import MediaPart, Response, TextPart
+from .memory import Conversations
+
+__all__ = ["LLMMagics", "load_ipython_extension", "unload_ipython_extension"]
+
+_HELP = """\
+Ask a language model; the cell is the prompt and the answer streams in as Markdown.
+
+Cell magic::
+
+    %%llm [MODEL] [options]
+    Summarise {notes} in three bullet points.
+
+MODEL is provider:model (openai:gpt-4o-mini, anthropic:claude-haiku-4-5, gemini:...,
+groq:..., cerebras:..., ollama:llama3.2), `local` (embedded, no key), an alias, or a name
+from `%llm register`. Without it: LLMMagics.default_model, else the kernel's default
+(`%llm use`), else the first provider with a key, else `local`.
+
+The answer is stored in `_llm` (a Response: .text, .usage, .cost, ...); `-o VAR` stores it
+in VAR too (for -f json or --schema: the parsed value).
+
+Prompt interpolation (done once; braces in values are never re-read):
+  {name} {obj.attr} {d[key]} {xs[0]} {x:.2f} {x!r}   values from the notebook (no eval)
+  {In[3]} {Out[3]}                                   a cell's input / output
+  {Err[-1]} {Err[-2]} {Err[7]}                       latest error / the one before / cell 7's
+  {{ and }}                                          literal braces
+  {img} where img is an lm.Image/lm.Audio, PIL image, matplotlib figure or
+  IPython.display.Image/Audio: attached as media at that position.
+Only {identifier...} with nothing else inside is a placeholder, so code such as
+{"a": 1} or { return x; } stays as written. An unknown name is an error, except inside
+``` fenced blocks and `inline code`, where it stays as written. --raw turns all of this off.
+
+Line magic::
+
+    %llm list                         providers, key status (configured/missing), aliases
+    %llm models [PROVIDER]            models the provider offers (live, where the API lists them)
+    %llm use MODEL                    default model of this kernel (`%llm use auto` to undo)
+    %llm alias NAME MODEL             e.g. %llm alias fast groq:llama-3.3-70b-versatile
+    %llm register NAME BASE_URL [--key-env VAR] [--model DEFAULT]
+                                      an OpenAI-compatible server, then NAME:MODEL
+    %llm keys                         API keys in use (masked), their state and usage
+    %llm usage                        tokens and cost of this kernel by model
+    %llm cache [stats|clear]          the response cache
+    %llm history [NAME]               a --session conversation (all sessions without NAME)
+    %llm reset [NAME]                 forget one conversation (all without NAME)
+    %llm export NAME [--format md|json] [--file PATH]
+                                      a conversation as Markdown or JSON (never any key)
+    %llm help                         this text
+
+Settings (`%config LLMMagics.<name> = value`): default_model, default_format,
+default_system, temperature, max_tokens, stream, update_interval, max_history, show_usage.
+"""
+
+
+def _short_error(exc: BaseException, text: str | None = None) -> BaseException:
+    """Make IPython render ``exc`` as one line instead of a traceback through this package."""
+    line = f"\x1b[0;31m{type(exc).__name__}\x1b[0m: {text or exc}"
+    exc._render_traceback_ = lambda: [line]  # type: ignore[attr-defined]
+    return exc
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Map llm_magics errors to what a notebook user should see (see the module docstring)."""
+    __tracebackhide__ = True
+    try:
+        yield
+    except UsageError:
+        raise
+    except PromptError as exc:
+        raise UsageError(str(exc)) from None
+    except ConfigError as exc:  # also UnknownModelError / ModelNotFoundError
+        raise UsageError(str(exc)) from None
+    except LLMError as exc:
+        raise _short_error(exc) from exc.__cause__
+
+
+@magics_class
+class LLMMagics(Magics):
+    """``%%llm`` / ``%llm``. One instance per kernel, created by ``%load_ext llm_magics``."""
+
+    default_model = Unicode(
+        "", help="Model for %%llm cells without MODEL ('' = the kernel's default model)."
+    ).tag(config=True)
+    default_format = Enum(
+        FORMATS, default_value="markdown", help="Output format when -f is not given."
+    ).tag(config=True)
+    default_system = Unicode("", help="System prompt when -s is not given ('' = none).").tag(
+        config=True
+    )
+    temperature = Float(
+        None, allow_none=True, help="Temperature when -t is not given (None = provider default)."
+    ).tag(config=True)
+    max_tokens = Int(
+        None, allow_none=True, help="Answer length limit when --max-tokens is not given."
+    ).tag(config=True)
+    stream = Bool(True, help="Stream answers into the cell as they arrive.").tag(config=True)
+    update_interval = Float(
+        0.05, help="Seconds between display updates while streaming (the last one is always shown)."
+    ).tag(config=True)
+    max_history = Int(
+        20,
+        help="Earlier turns of a --session sent with each prompt (older ones are kept, not sent).",
+    ).tag(config=True)
+    show_usage = Bool(
+        True, help="Show model, tokens, time and cost in small grey text under each answer."
+    ).tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        self.errors = ErrorLog()
+        self.sessions = Conversations()
+        self.last_view: AnswerView | None = None
+        self._started = 0.0
+
+    @property
+    def _shell(self) -> Any:
+        if self.shell is None:
+            raise RuntimeError("LLMMagics needs a shell: load it with %load_ext llm_magics")
+        return self.shell
+
+    # --- the magic -----------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument(
+        "model",
+        nargs="?",
+        default=None,
+        help="provider:model, `local`, an alias or a registered name",
+    )
+    @argument("-s", "--system", help='system prompt (quote it: -s "You are terse.")')
+    @argument("-t", "--temperature", type=float, help="sampling temperature, 0 to 2")
+    @argument("--max-tokens", type=int, dest="max_tokens", help="longest answer, in tokens")
+    @argument(
+        "-f",
+        "--format",
+        choices=FORMATS,
+        help="markdown (default), text, code (offers the code as a new cell), json (parsed and shown as a tree), html",
+    )
+    @argument(
+        "-o", "--output", metavar="VAR", help="store the Response (or the parsed JSON) in VAR"
+    )
+    @argument(
+        "--no-cache",
+        action="store_true",
+        dest="no_cache",
+        help="ask again even if this exact prompt was answered before",
+    )
+    @argument(
+        "--no-stream",
+        action="store_true",
+        dest="no_stream",
+        help="show the answer only when complete",
+    )
+    @argument(
+        "--session",
+        metavar="NAME",
+        help="continue the conversation NAME (see %%llm history / reset / export)",
+    )
+    @argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="attach an image: a variable (img, fig, obj.attr, xs[0]), a file path or a URL; repeatable",
+    )
+    @argument(
+        "--audio", action="append", default=[], metavar="EXPR", help="attach audio, like --image"
+    )
+    @argument(
+        "--schema",
+        metavar="EXPR",
+        help="a pydantic model or JSON-schema dict variable: the answer is parsed into it",
+    )
+    @argument(
+        "--raw", action="store_true", help="send the cell exactly as written (no {placeholders})"
+    )
+    @line_cell_magic
+    def llm(self, line: str, cell: str | None = None) -> None:
+        __tracebackhide__ = True
+        with _user_errors():
+            if cell is None:
+                self._line(line)
+            else:
+                self._cell(line, cell)
+
+    llm.__doc__ = _HELP + "\n" + (llm.__doc__ or "")
+
+    # --- cells ---------------------------------------------------------------------------
+
+    def _parse(self, line: str) -> argparse.Namespace:
+        try:
+            argv = shlex.split(line, comments=False, posix=True)
+        except ValueError as exc:
+            raise UsageError(f"cannot read the %%llm line ({exc}): check the quotes") from None
+        args: argparse.Namespace = self.llm.parser.parse_args(argv)
+        if args.output is not None and (
+            not args.output.isidentifier() or keyword.iskeyword(args.output)
+        ):
+            raise UsageError(f"-o needs a variable name; {args.output!r} is not one")
+        if args.temperature is not None and not 0 <= args.temperature <= 2:
+            raise UsageError(f"-t (temperature) must be between 0 and 2; got {args.temperature}")
+        if args.max_tokens is not None and args.max_tokens < 1:
+            raise UsageError(f"--max-tokens must be a positive number; got {args.max_tokens}")
+        return args
+
+    def _cell(self, line: str, cell: str) -> None:
+        from . import registry
+
+        args = self._parse(line)
+        text = cell.strip("\n")
+        if not text.strip():
+            raise UsageError("the %%llm cell is empty: write the prompt below the %%llm line")
+        ns = self._shell.user_ns
+        parts: list[str | MediaPart] = (
+            [text] if args.raw else render(text, ns, {"Err": self.errors})
+        )
+        parts += [self._media(e, "image") for e in args.image]
+        parts += [self._media(e, "audio") for e in args.audio]
+        prompt: Any = (
+            parts[0]
+            if len(parts) == 1 and isinstance(parts[0], str)
+            else [TextPart(p) if isinstance(p, str) else p for p in parts]
+        )
+        fmt = args.format or self.default_format
+        options: dict[str, Any] = {}
+        system = args.system or self.default_system or None
+        temperature = args.temperature if args.temperature is not None else self.temperature
+        max_tokens = args.max_tokens if args.max_tokens is not None else self.max_tokens
+        if temperature is not None:
+            options["temperature"] = temperature
+        if max_tokens is not None:
+            options["max_tokens"] = max_tokens
+        if args.no_cache:
+            options["cache"] = False
+        if args.schema:
+            options["schema"] = self._value(args.schema, "--schema")
+        elif fmt == "json":
+            options["json_mode"] = True
+            mentions_json = "json" in (system or "").lower() or "json" in text.lower()
+            if not mentions_json:
+                # OpenAI's JSON mode refuses prompts that never mention JSON.
+                system = f"{system}\n\nAnswer in JSON." if system else "Answer in JSON."
+        conversation = self.sessions.get(args.session) if args.session else None
+        if conversation is not None:
+            if args.system:
+                conversation.system = args.system
+            system = system if args.system else conversation.system or system
+        if system:
+            options["system"] = system
+        request: Any = (
+            conversation.messages(prompt, max_history=self.max_history) if conversation else prompt
+        )
+
+        model = args.model or self.default_model or None
+        client = registry.default_registry.client(model)
+        view = AnswerView(fmt, interval=self.update_interval)
+        self.last_view = view
+        streaming = self.stream and not args.no_stream
+        response = self._ask(
+            client, request, options, view, streaming=streaming, output=args.output
+        )
+
+        value: Any = response
+        if args.schema or fmt == "json":
+            value = self._finish_json(response, view)
+        elif fmt == "code":
+            view.finish()
+            self._shell.set_next_input(extract_code(response.text), replace=False)
+        else:
+            view.finish()
+        if self.show_usage:
+            from IPython.display import display
+
+            first = view.first_delta_at
+            display(usage_line(response, first_token=first and first - self._started), raw=True)
+        if conversation is not None:
+            conversation.add(prompt, response)
+        self._store(response, args.output, value)
+
+    def _ask(
+        self,
+        client: Any,
+        request: Any,
+        options: dict[str, Any],
+        view: AnswerView,
+        *,
+        streaming: bool,
+        output: str | None,
+    ) -> Response:
+        __tracebackhide__ = True
+        self._started = time.perf_counter()
+        if not (streaming and client.provider.supports_stream):
+            view.start()
+            response: Response = client.chat(request, **options)
+            view.text = response.text
+            return response
+        stream = client.astream(request, **options)
+        view.start()
+        try:
+            pump(stream, view)
+        except KeyboardInterrupt:
+            kept = self._keep_partial(client, view, "interrupted", output)
+            raise _short_error(
+                KeyboardInterrupt(),
+                f"stopped the answer; the {kept} characters that arrived are in _llm",
+            ) from None
+        except StreamInterruptedError as exc:
+            self._keep_partial(client, view, "error", output)
+            raise _short_error(exc, f"{exc.message} (the partial answer is in _llm)") from None
+        assert stream.response is not None
+        return stream.response
+
+    def _keep_partial(self, client: Any, view: AnswerView, reason: str, output: str | None) -> int:
+        partial = Response(
+            view.text,
+            client.model,
+            client.provider.name,
+            finish_reason=reason,
+            latency=time.perf_counter() - self._started,
+        )
+        marker = f"[{reason}]"
+        if view.fmt in ("markdown", "code"):
+            view.finish(bundle(f"{view.text}\n\n*{marker}*", view.fmt))
+        else:
+            view.finish(bundle(f"{view.text}\n{marker}", "text"))
+        self._store(partial, output, partial)
+        return len(view.text)
+
+    def _finish_json(self, response: Response, view: AnswerView) -> Any:
+        from ._types import OutputSchema
+
+        value = response.parsed
+        if value is None:
+            try:
+                value = OutputSchema("json", {}).parse(response.text)
+            except ValueError:
+                view.finish(bundle(response.text, "text"))
+                print(
+                    "The answer is not valid JSON; _llm holds the Response (its .text is the answer).",
+                    file=sys.stderr,
+                )
+                return response
+        shown = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+        view.finish(json_bundle(shown))
+        return value
+
+    def _store(self, response: Response, output: str | None, value: Any) -> None:
+        self._shell.user_ns["_llm"] = response
+        if output:
+            self._shell.user_ns[output] = value
+
+    def _value(self, expr: str, option: str) -> Any:
+        try:
+            return resolve(expr, self._shell.user_ns)
+        except PromptError as exc:
+            raise UsageError(f"{option} {expr}: {exc}") from None
+
+    def _media(self, expr: str, kind: str) -> MediaPart:
+        import os
+
+        try:
+            value = resolve(expr, self._shell.user_ns)
+        except PromptError as exc:
+            if os.path.isfile(os.path.expanduser(expr)) or expr.startswith(("http://", "https://")):
+                value = expr
+            else:
+                raise UsageError(
+                    f"--{kind} {expr}: {exc}; give a variable (img, fig, obj.attr, xs[0]), "
+                    "an existing file path or an http(s) URL"
+                ) from None
+        try:
+            part = to_media_part(value, kind)  # type: ignore[arg-type]
+        except PromptError as exc:
+            raise UsageError(f"--{kind} {expr}: {exc}") from None
+        assert part is not None
+        return part
+
+    # --- recent errors, for {Err[-1]} ----------------------------------------------------
+
+    def _after_cell(self, result: Any) -> None:
+        exc = result.error_in_exec or result.error_before_exec
+        if exc is None:
+            return
+        info = getattr(result, "info", None)
+        self.errors.record(
+            ErrorRecord.from_exception(
+                exc, result.execution_count, getattr(info, "raw_cell", "") or ""
+            )
+        )
+
+    # --- line commands -------------------------------------------------------------------
+
+    def _line(self, line: str) -> None:
+        try:
+            argv = shlex.split(line, posix=True)
+        except ValueError as exc:
+            raise UsageError(f"cannot read the %llm line ({exc}): check the quotes") from None
+        if not argv or argv[0] in ("help", "-h", "--help"):
+            print(self.llm.__doc__)
+            return
+        if argv[0] not in COMMANDS:
+            raise UsageError(
+                f"unknown %llm command {argv[0]!r}. Commands: {', '.join(COMMANDS)}. "
+                "To ask a question, use the cell magic: %%llm on the first line, the prompt below."
+            )
+        run_command(self, argv[0], argv[1:])
+
+
+_loaded: weakref.WeakKeyDictionary[Any, LLMMagics] = weakref.WeakKeyDictionary()
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register ``%%llm`` / ``%llm`` and the error recorder behind ``{Err[-1]}``."""
+    if ipython in _loaded:
+        return
+    magics = LLMMagics(shell=ipython)
+    ipython.register_magics(magics)
+    ipython.events.register("post_run_cell", magics._after_cell)
+    _loaded[ipython] = magics
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    magics = _loaded.pop(ipython, None)
+    if magics is None:
+        return
+    ipython.events.unregister("post_run_cell", magics._after_cell)
+    if magics in ipython.configurables:
+        ipython.configurables.remove(magics)
+    manager = ipython.magics_manager
+    for kind in ("line", "cell"):
+        manager.magics[kind].pop("llm", None)
+    manager.registry.pop(type(magics).__name__, None)
