@@ -16,11 +16,13 @@ import concurrent.futures
 import contextlib
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+_POLL = 0.1
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
@@ -68,8 +70,17 @@ def run(coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
             "use the async method (achat, astream, aembed) there instead"
         )
     future = asyncio.run_coroutine_threadsafe(coro, get_loop())
+    deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        return future.result(timeout)
+        # Wait in short slices: a blocking wait is not woken by a simulated interrupt
+        # (_thread.interrupt_main, some frontends), only by a real signal.
+        while True:
+            remaining = _POLL if deadline is None else min(_POLL, deadline - time.monotonic())
+            try:
+                return future.result(max(remaining, 0))
+            except concurrent.futures.TimeoutError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
     except KeyboardInterrupt:
         future.cancel()
         with contextlib.suppress(concurrent.futures.CancelledError, Exception):
