@@ -57,6 +57,9 @@ class OpenAICompatProvider(Provider):
         # OpenAI deprecated max_tokens for max_completion_tokens (reasoning models refuse the
         # old name); most compatible servers only know max_tokens.
         self.max_tokens_field = "max_completion_tokens" if name == "openai" else "max_tokens"
+        # Groq's published schema has no stream_options (it forbids unknown fields) and reports
+        # streamed usage in x_groq.usage instead.
+        self.stream_usage_option = name != "groq"
         # Only OpenAI's endpoint is known to honour base64 embeddings; it halves the payload.
         self.embed_base64 = name == "openai"
         if name == "openai":
@@ -117,7 +120,8 @@ class OpenAICompatProvider(Provider):
             body["response_format"] = {"type": "json_object"}
         if stream:
             body["stream"] = True
-            body["stream_options"] = {"include_usage": True}
+            if self.stream_usage_option:
+                body["stream_options"] = {"include_usage": True}
         body.update(request.extra)
         return body
 
@@ -228,8 +232,7 @@ class OpenAICompatProvider(Provider):
                     )
                 last = chunk
                 model = chunk.get("model") or model
-                if chunk.get("usage"):
-                    usage = chunk["usage"]
+                usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage") or usage
                 for choice in chunk.get("choices") or []:
                     delta = choice.get("delta") or {}
                     piece = delta.get("content")

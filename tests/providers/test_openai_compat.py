@@ -193,6 +193,28 @@ def test_stream_yields_deltas_that_join_to_the_text_and_ends_with_usage() -> Non
     assert (stream.response.usage.input_tokens, stream.response.usage.output_tokens) == (9, 4)
 
 
+def test_groq_streams_without_stream_options_and_reads_usage_from_x_groq() -> None:
+    final = chunk({}, finish="stop")
+    final["x_groq"] = {
+        "id": "req_1",
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+    }
+    events = [chunk({"role": "assistant", "content": "Hi"}), chunk({"content": " there"}), final]
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(
+            200, content=sse(events), headers={"content-type": "text/event-stream"}
+        )
+
+    c, transport = client_for("groq", handler, "llama-3.3-70b-versatile")
+    stream = c.stream("hello")
+    assert "".join(stream) == "Hi there"
+    transport.assert_clean()
+    assert "stream_options" not in transport.bodies[0]
+    assert stream.response is not None
+    assert (stream.response.usage.input_tokens, stream.response.usage.output_tokens) == (5, 2)
+
+
 async def test_async_stream_works_on_the_callers_own_event_loop() -> None:
     events = [chunk({"content": "a"}), chunk({"content": "b"}, finish="stop")]
     c, _ = client_for(
