@@ -32,17 +32,23 @@ from ._errors import (
 if TYPE_CHECKING:
     from ._client import Client
     from ._types import Message, Response, ToolCall, Transcript, Usage
+    from .media import Audio, Image
+    from .cache import cache_stats, clear_cache
+    from .pricing import model_profile, register_model_profile, set_price
     from .tools import tool
+    from .usage import count_tokens, reset_usage, usage
 
 __version__ = "0.1.0"
 
 __all__ = [
     "APIConnectionError",
+    "Audio",
     "AuthenticationError",
     "BadRequestError",
     "Client",
     "ConfigError",
     "ContextLengthError",
+    "Image",
     "LLMError",
     "Message",
     "ModelNotFoundError",
@@ -58,23 +64,41 @@ __all__ = [
     "Usage",
     "__version__",
     "alias",
+    "cache_stats",
+    "clear_cache",
     "client",
+    "count_tokens",
     "load_ipython_extension",
+    "model_profile",
     "register",
+    "register_model_profile",
+    "reset_usage",
+    "set_price",
     "tool",
     "unload_ipython_extension",
+    "usage",
     "use",
 ]
 
 # name -> module that defines it; imported on first attribute access.
 _LAZY = {
+    "Audio": ".media",
     "Client": "._client",
+    "Image": ".media",
     "Message": "._types",
     "Response": "._types",
     "ToolCall": "._types",
     "Transcript": "._types",
     "Usage": "._types",
+    "cache_stats": ".cache",
+    "clear_cache": ".cache",
+    "count_tokens": ".usage",
+    "model_profile": ".pricing",
+    "register_model_profile": ".pricing",
+    "reset_usage": ".usage",
+    "set_price": ".pricing",
     "tool": ".tools",
+    "usage": ".usage",
 }
 
 

@@ -21,10 +21,12 @@ from ._errors import (
     StreamInterruptedError,
 )
 from ._http import RetryPolicy, Timeouts, is_retryable
+from ._media_prep import prepare_media
 from ._types import ChatRequest, MediaPart, OutputSchema, Response, Transcript, to_messages
 from .keys import APIKey, KeyPool
 from .providers._base import Provider
 from .tools import to_tool_specs
+from .usage import estimate_request_tokens, record_response
 
 __all__ = ["RESPONSE_HOOKS", "Client", "ResponseCache", "ResponseStream", "TextStream"]
 
@@ -32,7 +34,7 @@ T = TypeVar("T")
 CacheMode = bool | Literal["refresh"]
 
 #: Called with every finished Response (fresh or cached), e.g. usage and cost accounting.
-RESPONSE_HOOKS: list[Callable[[Response], None]] = []
+RESPONSE_HOOKS: list[Callable[[Response], None]] = [record_response]
 
 
 class ResponseCache(Protocol):
@@ -143,7 +145,7 @@ class Client:
             if self._missing_key_hint:
                 raise ConfigError(self._missing_key_hint, provider=self.provider.name)
             return None
-        return await self.keys.acquire(estimated_tokens)
+        return await self.keys.acquire(estimated_tokens, model=self.model)
 
     async def _after_failure(self, exc: LLMError, key: APIKey | None, attempt: int) -> None:
         """Decide whether a failed attempt is retried (return, after any wait) or raised."""
@@ -224,13 +226,15 @@ class Client:
         if hit is not None:
             return self._finish(hit, request, started)
         timeouts = self.timeouts.replace(timeout)
+        # After the cache lookup, so a hit costs no download or resizing.
+        request = await prepare_media(request, self.provider)
 
         async def attempt(key: APIKey | None) -> Response:
             response = await self.provider.chat(request, key, timeouts)
             self._record(key, response)
             return response
 
-        response = await self._call(attempt)
+        response = await self._call(attempt, estimate_request_tokens(request))
         self._finish(response, request, started)
         if cache_key is not None and self.cache is not None:
             self.cache.put(cache_key, response)
@@ -402,9 +406,10 @@ class ResponseStream:
             return
         if not client.provider.supports_stream:
             raise client.provider.unsupported("streaming")
+        request = await prepare_media(request, client.provider)
         attempt = 0
         while True:
-            key = await client._acquire(0)
+            key = await client._acquire(estimate_request_tokens(request))
             final: Response | None = None
             try:
                 async for item in client.provider.stream(request, key, self._timeouts):
