@@ -14,8 +14,8 @@ The rule, written for people who paste code into prompts:
   like one (negative too: ``{Err[-1]}``) and a string otherwise (quotes optional). Nothing is
   ever evaluated.
 * An unknown name is an error naming it, except inside Markdown code (a ``````` fenced block or
-  an inline ```code``` span), where an unknown ``{x}`` stays as written: pasted code keeps its
-  f-strings and format strings.
+  an inline ```code``` span) or math (``$...$``, ``$$...$$``), where an unknown ``{x}`` stays as
+  written: pasted code keeps its f-strings and format strings, LaTeX keeps ``\\frac{a}{b}``.
 * The template is read once: braces inside a substituted value are never interpreted.
 * A value that is an image or audio (``lm.Image``, ``lm.Audio``, a PIL image, a matplotlib
   figure, ``IPython.display.Image``/``Audio``, a ``MediaPart``) becomes a media part of the
@@ -57,6 +57,7 @@ _STEP = re.compile(rf"\.(?P<attr>{_IDENT})|\[(?P<key>[^\[\]{{}}\n]*)\]")
 _INT = re.compile(r"[+-]?\d+")
 _FENCE = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})[^\n]*$", re.M)
 _INLINE = re.compile(r"(?P<ticks>`+)(?!`)[^\n]*?(?<!`)(?P=ticks)(?!`)")
+_MATH = re.compile(r"\$\$.+?\$\$|(?<![\\$])\$(?=\S)[^$\n]+?(?<=\S)\$", re.S)
 
 
 class PromptError(ValueError):
@@ -129,7 +130,9 @@ def _step(value: Any, step: re.Match[str], field: str) -> Any:
 
 
 def code_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) offsets of fenced code blocks and inline code spans, in order."""
+    """(start, end) offsets of fenced code blocks, inline code spans and ``$math$``, in order.
+
+    These are where an unknown ``{name}`` is left as written."""
     spans: list[tuple[int, int]] = []
     pos = 0
     while True:
@@ -148,8 +151,11 @@ def code_spans(text: str) -> list[tuple[int, int]]:
 
 
 def _inline_spans(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
-    for m in _INLINE.finditer(text, start, end):
-        yield m.start(), m.end()
+    found = [(m.start(), m.end()) for m in _INLINE.finditer(text, start, end)]
+    for m in _MATH.finditer(text, start, end):
+        if not any(a <= m.start() < b for a, b in found):
+            found.append((m.start(), m.end()))
+    yield from found
 
 
 def render(
@@ -195,7 +201,7 @@ def render(
             raise UnknownNameError(
                 f"{{{match['field']}}} in the prompt: no variable named {exc.name!r} in the "
                 f"notebook. Define it first, or write {{{{{match['field']}}}}} for literal braces "
-                "(unknown names inside ``` code blocks and `inline code` stay as written; "
+                "(unknown names inside ``` code blocks, `inline code` and $math$ stay as written; "
                 "%%llm --raw turns interpolation off).",
                 exc.name,
             ) from None
@@ -271,19 +277,14 @@ def to_media_part(value: Any, kind: MediaKind | None = None) -> MediaPart | None
     """
     from . import media
 
-    if isinstance(value, MediaPart) or callable(getattr(value, "to_media_part", None)):
-        return media.as_media_part(value)
-    found = _media_kind(value)
-    if found is None and kind is None:
+    is_media = (
+        isinstance(value, MediaPart)
+        or callable(getattr(value, "to_media_part", None))
+        or _media_kind(value) is not None
+    )
+    if not is_media and kind is None:
         return None
-    wrapper = getattr(media, "Audio" if (found or kind) == "audio" else "Image", None)
     try:
-        if isinstance(value, str) and value.startswith(("http://", "https://")):
-            if wrapper is not None:
-                return media.as_media_part(wrapper(value))
-            return MediaPart(kind or "image", f"{kind or 'image'}/*", url=value)
-        if found is not None and wrapper is not None:
-            return media.as_media_part(wrapper(value))
         return media.as_media_part(value, kind=kind)
     except ConfigError as exc:
         raise PromptError(str(exc)) from None
