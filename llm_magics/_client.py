@@ -216,9 +216,27 @@ class Client:
         *,
         cache: CacheMode | None = None,
         timeout: float | None = None,
+        run_tools: bool = False,
+        max_tool_rounds: int = 8,
         **options: Any,
     ) -> Response:
-        """Send ``prompt`` and return the whole answer as a :class:`Response`."""
+        """Send ``prompt`` and return the whole answer as a :class:`Response`.
+
+        With ``run_tools=True`` the functions in ``tools=`` are called as the model asks and
+        their results sent back until it answers (see :func:`llm_magics.tools.run_tool_loop`).
+        """
+        if run_tools:
+            from .tools import run_tool_loop
+
+            return await run_tool_loop(
+                self,
+                prompt,
+                tools=options.pop("tools", None) or [],
+                max_rounds=max_tool_rounds,
+                cache=cache,
+                timeout=timeout,
+                **options,
+            )
         started = time.perf_counter()
         request = self.build_request(prompt, **options)
         cache_key = self._cache_key(request, cache)

@@ -6,14 +6,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._errors import ConfigError
-from ._types import ToolSpec
+from ._errors import ConfigError, LLMError
+from ._types import Message, Response, ToolCall, ToolSpec, Usage, to_messages
 
-__all__ = ["to_tool_specs", "tool"]
+if TYPE_CHECKING:
+    from ._client import Client
+
+__all__ = ["run_tool_loop", "to_tool_specs", "tool"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -74,3 +79,63 @@ def _spec_from_function(fn: Callable[..., Any]) -> ToolSpec:
         prop.pop("title", None)
     doc = inspect.getdoc(fn) or ""
     return ToolSpec(fn.__name__, doc.split("\n\n")[0].strip(), schema, fn)
+
+
+async def run_tool_loop(
+    client: Client, prompt: Any, *, tools: Sequence[Any], max_rounds: int = 8, **options: Any
+) -> Response:
+    """Ask, run the functions the model calls, send their results back, until it answers.
+
+    Only tools given as Python functions can run; a call to a dict-only tool, an unknown
+    name, or a function that raises is reported back to the model as the tool's result (so
+    it can recover), never raised. The returned Response is the final answer with the usage
+    of every round added up; ``raw["tool_rounds"]`` lists the calls made.
+    """
+    specs = to_tool_specs(tools) or []
+    functions = {s.name: s.function for s in specs if s.function is not None}
+    messages = to_messages(prompt)
+    total = Usage()
+    rounds: list[dict[str, Any]] = []
+    for _ in range(max_rounds):
+        response = await client.achat(messages, tools=specs, **options)
+        total = total + response.usage
+        if not response.tool_calls:
+            response.usage = total
+            if rounds:
+                response.raw = {"final": response.raw, "tool_rounds": rounds}
+            return response
+        messages.append(Message("assistant", response.text, list(response.tool_calls)))
+        for call in response.tool_calls:
+            result = await _invoke(functions.get(call.name), call)
+            rounds.append({"name": call.name, "arguments": call.arguments, "result": result})
+            messages.append(Message("tool", result, tool_call_id=call.id, name=call.name))
+    raise LLMError(
+        f"the model was still calling tools after {max_rounds} rounds; raise max_tool_rounds= "
+        f"or check the tools ({', '.join(sorted(functions)) or 'none runnable'})",
+        provider=client.provider.name,
+        model=client.model,
+    )
+
+
+async def _invoke(function: Callable[..., Any] | None, call: ToolCall) -> str:
+    if function is None:
+        return f"error: no runnable tool named {call.name!r}"
+    if not call.arguments and call.raw_arguments.strip():
+        try:
+            json.loads(call.raw_arguments)
+        except ValueError:
+            return f"error: arguments were not valid JSON: {call.raw_arguments[:200]}"
+    try:
+        if inspect.iscoroutinefunction(function):
+            value = await function(**call.arguments)
+        else:
+            # A tool may block (files, HTTP); keep it off the package's event loop.
+            value = await asyncio.to_thread(function, **call.arguments)
+    except Exception as exc:  # reported to the model, which can retry or explain
+        return f"error: {type(exc).__name__}: {exc}"
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, default=str)
+    except (TypeError, ValueError):
+        return str(value)
