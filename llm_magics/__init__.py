@@ -158,3 +158,9 @@ def unload_ipython_extension(ipython: Any) -> None:
     from .magics import unload_ipython_extension as _unload
 
     _unload(ipython)
+
+
+# DataFrame.llm / Series.llm: registered now if pandas is imported, else when it is.
+from ._pandas_hook import install as _install_pandas_hook  # noqa: E402
+
+_install_pandas_hook()

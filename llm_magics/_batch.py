@@ -1,0 +1,398 @@
+"""The batch engine behind ``df.llm``: many prompts, one client, bounded concurrency.
+
+What it guarantees, so a notebook user can trust a 10,000-row run:
+
+* **Identical prompts are sent once.** Callers hand over the *unique* prompts; rows that share
+  one get the same answer.
+* **Bounded concurrency**: ``concurrency`` workers pull the next prompt; nothing else is in
+  flight. Key rotation and rate limits are the client's :class:`~llm_magics.keys.KeyPool`'s
+  business (a worker simply waits in ``acquire``), retries with backoff and Retry-After are the
+  client's :class:`~llm_magics._http.RetryPolicy`'s.
+* **Every answer is cached the moment it arrives** (``Client.achat`` writes each response to
+  the cache before returning it), so an interrupt loses no finished row and a rerun sends only
+  what is missing.
+* **Nothing fails silently.** A prompt that still fails after the client's retries gets its
+  error text; failures that were worth retrying get one more try in a final sweep once the
+  rest is done (a burst of 500s or a short outage should not cost rows). With
+  ``errors="raise"`` the first failure cancels the rest and is raised. Failures that would
+  repeat for every row (a missing or rejected key, an unknown model, an unsupported option:
+  :class:`~llm_magics.ConfigError`, :class:`~llm_magics.AuthenticationError`) are raised at
+  once, and so is the error when the first ``FAIL_FAST`` prompts all failed and none
+  succeeded (a server that is down should not be retried 10,000 times).
+* **Memory**: per prompt only the converted value and the error text are kept; Responses are
+  dropped as soon as their value, tokens and cost are counted.
+
+Cancellation (Ctrl-C / kernel interrupt through :func:`llm_magics._loop.run`) cancels the
+workers, waits for them to unwind, reports where the run stopped, and re-raises.
+
+Thread safety: one :func:`run_batch` call runs on one event loop; its stats are written from
+that loop only, and progress displays read them from the loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from ._errors import AuthenticationError, ConfigError, LLMError, OutputParseError
+from ._http import is_retryable
+from ._types import Response
+
+__all__ = ["BatchResult", "BatchStats", "Progress", "TextProgress", "run_batch"]
+
+DEFAULT_CONCURRENCY = 16
+#: Give up when this many prompts failed before any succeeded.
+FAIL_FAST = 8
+
+ErrorMode = Literal["column", "raise"]
+
+
+@dataclass
+class BatchStats:
+    """Live counters of one run; what progress displays show. Row counts, not request counts,
+    except ``requests`` (prompts sent to the provider) and ``cache_hits`` (prompts answered
+    from the response cache)."""
+
+    total: int
+    done: int = 0
+    errors: int = 0
+    skipped: int = 0
+    unique: int = 0
+    requests: int = 0
+    cache_hits: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    unpriced: int = 0
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    status: Literal["running", "done", "interrupted", "failed"] = "running"
+    model: str = ""
+    cached: bool = True
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def rate(self) -> float:
+        """Rows per second so far."""
+        elapsed = self.elapsed
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds to go at the current rate, None before it is known."""
+        if self.done >= self.total:
+            return 0.0
+        rate = self.rate
+        return (self.total - self.done) / rate if rate > 0 else None
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def cost_text(self) -> str:
+        if self.unpriced and not self.cost:
+            return "cost unknown"
+        text = f"${self.cost:.4f}" if self.cost < 1 else f"${self.cost:,.2f}"
+        return text + ("+?" if self.unpriced else "")
+
+    def summary(self) -> str:
+        """One line: what a person wants to see while it runs and after."""
+        parts = [f"{self.done:,}/{self.total:,} rows"]
+        if self.status == "running":
+            parts.append(f"{self.rate:,.1f} rows/s")
+            eta = self.eta
+            parts.append(f"ETA {format_seconds(eta)}" if eta is not None else "ETA ?")
+        else:
+            parts.append(f"{format_seconds(self.elapsed)}")
+        parts.append(f"{self.tokens:,} tokens")
+        parts.append(self.cost_text())
+        parts.append(f"{self.cache_hits:,} cached")
+        parts.append(f"{self.errors:,} error{'s' if self.errors != 1 else ''}")
+        if self.skipped:
+            parts.append(f"{self.skipped:,} skipped")
+        return " · ".join(parts)
+
+    def closing_note(self) -> str:
+        if self.status == "interrupted":
+            kept = (
+                "finished rows are cached; run the same call again to send only the rest"
+                if self.cached
+                else "cache=False, so a rerun starts over"
+            )
+            return f"interrupted at {self.done:,}/{self.total:,} rows: {kept}"
+        if self.status == "failed":
+            return f"stopped at {self.done:,}/{self.total:,} rows by an error"
+        return ""
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class Progress(Protocol):
+    """What the engine reports to. ``update`` is called after every finished prompt and must
+    throttle itself; ``close`` is called exactly once, also after an interrupt."""
+
+    def start(self, stats: BatchStats) -> None: ...
+    def update(self, stats: BatchStats) -> None: ...
+    def close(self, stats: BatchStats) -> None: ...
+
+
+class NullProgress:
+    def start(self, stats: BatchStats) -> None:
+        pass
+
+    def update(self, stats: BatchStats) -> None:
+        pass
+
+    def close(self, stats: BatchStats) -> None:
+        pass
+
+
+class TextProgress:
+    """One line on stderr, rewritten in place with ``\\r`` (every 0.2 s on a terminal, every
+    5 s when stderr is a file or a pipe, so logs stay short)."""
+
+    def __init__(self, stream: Any = None, label: str = "llm") -> None:
+        self.stream = stream
+        self.label = label
+        self._last = 0.0
+        self._width = 0
+        out = self._out()
+        self.interval = 0.2 if getattr(out, "isatty", lambda: False)() else 5.0
+
+    def _out(self) -> Any:
+        return self.stream if self.stream is not None else sys.stderr
+
+    def _write(self, text: str, end: str = "") -> None:
+        line = f"{self.label}: {text}"
+        pad = max(0, self._width - len(line))
+        self._width = len(line)
+        try:
+            out = self._out()
+            out.write("\r" + line + " " * pad + end)
+            out.flush()
+        except (OSError, ValueError):
+            pass  # a closed stderr must not fail the run
+
+    def start(self, stats: BatchStats) -> None:
+        self._last = time.monotonic()
+        self._write(stats.summary())
+
+    def update(self, stats: BatchStats) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            self._write(stats.summary())
+
+    def close(self, stats: BatchStats) -> None:
+        note = stats.closing_note()
+        self._write(stats.summary() + (f" · {note}" if note else ""), end="\n")
+
+
+@dataclass
+class BatchResult:
+    """Per unique prompt: the converted value (None when it failed) and the error text."""
+
+    values: list[Any]
+    errors: list[str | None]
+    stats: BatchStats
+
+
+def error_text(exc: BaseException) -> str:
+    message = getattr(exc, "message", None) or str(exc) or repr(exc)
+    return f"{type(exc).__name__}: {message}"
+
+
+def _remember(client: Any, prompt: Any, answer: Response, cache: Any, options: Any) -> None:
+    """Cache an answer the client refused to cache because it did not parse, when the caller
+    could use it anyway (a label found in prose): a rerun then sends nothing either."""
+    store = getattr(client, "cache", None)
+    if store is None or cache is False or answer.cached:
+        return
+    try:
+        key = client._cache_key(client.build_request(prompt, **options), cache)
+        if key is not None:
+            store.put(key, answer)
+    except Exception:  # caching is an optimisation; the value is already in hand
+        return
+
+
+def _is_fatal(exc: BaseException) -> bool:
+    """Errors that every other row would meet too: stop instead of repeating them."""
+    return isinstance(exc, ConfigError | AuthenticationError)
+
+
+async def run_batch(
+    client: Any,
+    prompts: Sequence[Any],
+    *,
+    rows: Sequence[int] | None = None,
+    materialize: Callable[[Any], Any] | None = None,
+    convert: Callable[[Response], Any] = lambda r: r.text,
+    recover: Callable[[Response], Any] | None = None,
+    concurrency: int | None = None,
+    cache: bool | str = True,
+    errors: ErrorMode = "column",
+    progress: Progress | None = None,
+    stats: BatchStats | None = None,
+    options: dict[str, Any] | None = None,
+) -> BatchResult:
+    """Send every prompt of ``prompts`` with ``client.achat`` and convert the answers.
+
+    ``rows[i]`` is how many DataFrame rows share prompt ``i`` (for progress; default 1).
+    ``materialize`` turns a stored prompt into what ``achat`` takes (e.g. loads an image
+    file) right before sending, so media are in memory only while in flight. ``convert``
+    maps a Response to the stored value; if it raises ValueError the prompt counts as
+    failed with that message. ``recover`` handles an :class:`OutputParseError`'s response
+    (e.g. a label found in a non-JSON answer) instead of failing the prompt.
+    """
+    n = len(prompts)
+    weights = list(rows) if rows is not None else [1] * n
+    stats = stats or BatchStats(total=sum(weights))
+    stats.unique = n
+    stats.cached = cache is not False and getattr(client, "cache", None) is not None
+    progress = progress or NullProgress()
+    values: list[Any] = [None] * n
+    failures: list[str | None] = [None] * n
+    retry_later: list[int] = []
+    opts = dict(options or {})
+    successes = 0
+    failed = 0
+    first_error: BaseException | None = None
+
+    def account(response: Response) -> None:
+        if response.cached:
+            stats.cache_hits += 1
+            return
+        stats.requests += 1
+        stats.input_tokens += response.usage.input_tokens
+        stats.output_tokens += response.usage.output_tokens
+        cost = response.cost
+        if cost is None:
+            from .pricing import cost_of
+
+            cost = cost_of(response)
+        if cost is None:
+            stats.unpriced += 1
+        else:
+            stats.cost += cost
+
+    def fail(i: int, exc: BaseException, sweep: bool, retryable: bool = False) -> None:
+        nonlocal failed, first_error
+        if errors == "raise":
+            raise exc
+        failed += 1
+        if first_error is None:
+            first_error = exc
+        failures[i] = error_text(exc)
+        if not sweep:
+            stats.done += weights[i]
+            stats.errors += weights[i]
+            if retryable:
+                retry_later.append(i)
+        if not successes and failed >= FAIL_FAST and n > FAIL_FAST:
+            raise first_error
+
+    def succeed(i: int, value: Any, sweep: bool) -> None:
+        nonlocal successes
+        successes += 1
+        values[i] = value
+        if sweep:
+            failures[i] = None
+            stats.errors -= weights[i]
+        else:
+            stats.done += weights[i]
+
+    async def one(i: int, sweep: bool) -> None:
+        try:
+            prompt = materialize(prompts[i]) if materialize is not None else prompts[i]
+        except (LLMError, ValueError, OSError) as exc:
+            # A row-specific input problem (a missing image file, an unreadable value).
+            fail(i, exc, sweep)
+            return
+        try:
+            response = await client.achat(prompt, cache=cache, **opts)
+        except OutputParseError as exc:
+            answer = exc.response
+            if recover is None or answer is None:
+                fail(i, exc, sweep)
+                return
+            account(answer)
+            try:
+                value = recover(answer)
+            except ValueError as inner:
+                fail(i, inner, sweep)
+                return
+            _remember(client, prompt, answer, cache, opts)
+            succeed(i, value, sweep)
+            return
+        except LLMError as exc:
+            if _is_fatal(exc):
+                raise
+            fail(i, exc, sweep, is_retryable(exc))
+            return
+        account(response)
+        try:
+            value = convert(response)
+        except ValueError as exc:
+            fail(i, exc, sweep)
+            return
+        succeed(i, value, sweep)
+
+    async def drain(indices: Sequence[int], sweep: bool) -> None:
+        it = iter(indices)
+
+        async def worker() -> None:
+            for i in it:  # one shared iterator: each prompt is taken by exactly one worker
+                await one(i, sweep)
+                progress.update(stats)
+
+        width = max(1, min(concurrency or DEFAULT_CONCURRENCY, len(indices)))
+        tasks = [asyncio.ensure_future(worker()) for _ in range(width)]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                exc = task.exception()
+                if exc is not None:
+                    raise exc
+        finally:
+            # On an error or a cancellation, stop the others and let them unwind (closing
+            # connections) before the caller goes on.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    progress.start(stats)
+    try:
+        if n:
+            await drain(range(n), sweep=False)
+        if retry_later and successes:
+            await drain(list(retry_later), sweep=True)
+        stats.status = "done"
+    except asyncio.CancelledError:
+        stats.status = "interrupted"
+        raise
+    except BaseException:
+        stats.status = "failed"
+        raise
+    finally:
+        stats.finished = time.monotonic()
+        # A broken display must never hide the run's own outcome.
+        with contextlib.suppress(Exception):
+            progress.close(stats)
+    return BatchResult(values, failures, stats)
