@@ -173,26 +173,29 @@ def cmd_usage(magics: LLMMagics, argv: list[str]) -> None:
 
 
 def cmd_cache(magics: LLMMagics, argv: list[str]) -> None:
-    (action,) = _words(argv, "cache", "[stats|clear]", 0, 1) or ["stats"]
-    if action == "stats":
+    words = _words(argv, "cache", "[stats | clear [MODEL]]", 0, 2) or ["stats"]
+    action, rest = words[0], words[1:]
+    if action == "stats" and not rest:
         _show(_optional("llm_magics.cache", "cache_stats", "the response cache")())
     elif action == "clear":
-        result = _optional("llm_magics.cache", "clear_cache", "the response cache")()
-        print(f"Cache cleared{f' ({result} entries)' if isinstance(result, int) else ''}.")
+        clear = _optional("llm_magics.cache", "clear_cache", "the response cache")
+        removed = clear(rest[0]) if rest else clear()
+        what = f" for {rest[0]}" if rest else ""
+        print(f"Removed {removed} cached answer(s){what}.")
     else:
-        raise UsageError(f"%llm cache: expected stats or clear; got {action!r}")
+        raise UsageError(
+            f"%llm cache: expected stats, clear or clear MODEL; got {' '.join(words)!r}"
+        )
 
 
 def _show(report: Any) -> None:
-    if isinstance(report, dict):
-        width = max((len(str(k)) for k in report), default=0)
-        for key, value in report.items():
-            print(f"{str(key).ljust(width)}  {value}")
-    elif isinstance(report, list) and report and isinstance(report[0], dict):
-        print(table(report))
-    else:
-        from IPython.display import display
+    """A report object (usage, cache stats) as Markdown in notebooks, plain text elsewhere."""
+    from IPython.display import display
 
+    markdown = getattr(report, "_repr_markdown_", None)
+    if callable(markdown):
+        display({"text/markdown": markdown(), "text/plain": str(report)}, raw=True)
+    else:
         display(report)
 
 

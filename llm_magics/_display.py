@@ -30,6 +30,7 @@ from ._types import Response
 __all__ = ["FORMATS", "AnswerView", "extract_code", "pump", "usage_line"]
 
 FORMATS = ("markdown", "text", "code", "json", "html")
+_POLL = 0.1
 
 _FENCED = re.compile(
     r"^ {0,3}(`{3,}|~{3,})[ \t]*([\w+.-]*)[^\n]*\n(.*?)^ {0,3}\1[ \t]*$", re.M | re.S
@@ -156,11 +157,16 @@ def pump(stream: Any, view: AnswerView, *, close_timeout: float = 2.0) -> None:
         while True:
             future = asyncio.run_coroutine_threadsafe(step(), loop)
             while True:
+                # Short slices even when nothing is pending: a simulated interrupt
+                # (_thread.interrupt_main, some frontends) does not wake a blocking wait.
+                due = view.wait_time()
                 try:
-                    more, item = future.result(view.wait_time())
+                    more, item = future.result(_POLL if due is None else min(due, _POLL))
                     break
                 except concurrent.futures.TimeoutError:
-                    view.flush()
+                    due = view.wait_time()
+                    if due is not None and due <= 0:
+                        view.flush()
             if not more:
                 return
             view.append(item)

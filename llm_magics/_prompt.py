@@ -27,6 +27,7 @@ Nothing in this module imports IPython; it works on plain mappings.
 
 from __future__ import annotations
 
+import os
 import re
 import traceback
 from collections.abc import Iterator, Mapping
@@ -311,8 +312,7 @@ class ErrorRecord:
         cls, exc: BaseException, execution_count: int | None = None, cell: str = ""
     ) -> ErrorRecord:
         te = traceback.TracebackException.from_exception(exc)
-        # Frames of IPython's own machinery tell the model nothing about the user's bug.
-        frames = [f for f in te.stack if not _is_ipython_frame(f.filename)]
+        frames = [f for f in te.stack if not _is_machinery_frame(f.filename)]
         te.stack = traceback.StackSummary.from_list(frames)
         lines = list(te.format())
         if not frames and lines and lines[0].startswith("Traceback"):
@@ -320,9 +320,21 @@ class ErrorRecord:
         return cls(execution_count, type(exc).__name__, str(exc), "".join(lines).rstrip(), cell)
 
 
-def _is_ipython_frame(filename: str) -> bool:
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)).replace("\\", "/") + "/"
+_MACHINERY = (
+    "/IPython/core/",
+    "/IPython/utils/",
+    "/concurrent/futures/",
+    "/asyncio/",
+    "/contextlib.py",
+)
+
+
+def _is_machinery_frame(filename: str) -> bool:
+    """Frames of IPython, this package and the thread/loop plumbing between them tell the
+    model nothing about the user's bug."""
     normalized = filename.replace("\\", "/")
-    return "/IPython/core/" in normalized or "/IPython/utils/" in normalized
+    return normalized.startswith(_PACKAGE_DIR) or any(m in normalized for m in _MACHINERY)
 
 
 class ErrorLog:
