@@ -171,6 +171,10 @@ def verify_image(data: bytes, mime: str, what: str) -> None:
         _register_heif(required=False)
     try:
         with PILImage.open(io.BytesIO(data)) as img:
+            if img.format == "JPEG":
+                # Decoding at 1/8 scale still reads every byte of the entropy-coded data (so
+                # truncation is caught) at a fraction of the cost.
+                img.draft(None, (max(1, img.width // 8), max(1, img.height // 8)))
             img.load()
     except PILImage.UnidentifiedImageError as exc:
         if mime in _HEIF_MIMES:
@@ -280,9 +284,16 @@ def fit_image(
 
     with pil.open(io.BytesIO(data)) as opened:
         opened.seek(0)
+        width, height = opened.size
+        turned = opened.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF says: rotate 90
+        full = (height, width) if turned else (width, height)
+        target = _scaled(full, max_side, max_pixels, 1.0)
+        if opened.format == "JPEG" and target != full:
+            # Let libjpeg decode at 1/2, 1/4 or 1/8 scale (never below the target): a 20 MP
+            # photo then costs a fraction of a full decode.
+            opened.draft(None, (target[1], target[0]) if turned else target)
         img = ImageOps.exif_transpose(_working_mode(opened))
     photo = mime in _PHOTO_MIMES
-    target = _scaled(img.size, max_side, max_pixels, 1.0)
     for attempt in range(12):
         sized = img if target == img.size else img.resize(target, pil.Resampling.LANCZOS)
         if not photo:
@@ -292,8 +303,8 @@ def fit_image(
         out = _save(sized, "JPEG")
         if len(out) <= max_bytes:
             return out, "image/jpeg"
-        # Still too many bytes: three quarters of the pixels each round.
-        target = _scaled(img.size, max_side, max_pixels, 0.75 ** (attempt + 1))
+        # Still too many bytes: a quarter off each side, each round.
+        target = _scaled(full, max_side, max_pixels, 0.75 ** (attempt + 1))
         photo = True
     raise ConfigError(f"{what} cannot be made smaller than {_mb(max_bytes)} for {who}")
 

@@ -5,7 +5,9 @@ before the provider encodes the request, so a cache hit costs no resizing and no
 For each media part it:
 
 * fetches an image URL (with the shared HTTP client of the package loop) unless the provider
-  takes remote URLs itself (OpenAI and Groq do; Anthropic, Gemini and Ollama get bytes),
+  takes remote URLs itself: OpenAI, Groq, Anthropic (a ``url`` image source) and Gemini
+  (``fileData``) fetch the URL server-side, so it is passed through untouched (not resized);
+  Ollama and any other server get the downloaded bytes,
 * converts formats the provider does not take (HEIC/AVIF to JPEG, WebP/BMP/TIFF/GIF to PNG;
   ogg/flac/m4a to WAV for OpenAI's ``input_audio``), or refuses with the reason,
 * downscales images over the provider's long-side or pixel limit, keeping the aspect ratio,
@@ -93,11 +95,14 @@ POLICIES: dict[str, MediaPolicy] = {
     "anthropic": MediaPolicy(
         "Anthropic",
         image_mimes=_IMAGES,
+        # The Messages API fetches URL image sources itself (URLImageSource in its spec).
+        image_urls=True,
         # Images over 1568 px on the long side are resized server-side (slower, no better);
         # the API rejects a base64 string over 5 MB (= 3.75 MB raw) and sides over 8000 px.
         max_side=1568,
         max_image_bytes=3_750_000,
         audio_mimes=frozenset(),
+        document_mimes=frozenset({"application/pdf", "text/plain"}),
         max_document_bytes=24 * MB,  # 32 MB per request, base64-encoded
         source="docs.anthropic.com/en/docs/build-with-claude/vision",
     ),
@@ -107,8 +112,10 @@ POLICIES: dict[str, MediaPolicy] = {
             {"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"}
         ),
         # Larger images are scaled down to fit 3072x3072; inline data may make up 20 MB of
-        # request (base64), so 15 MB raw for one part.
+        # request (base64), so 15 MB raw for one part. URLs go as fileData.fileUri, which
+        # Gemini fetches itself.
         max_side=3072,
+        image_urls=True,
         max_image_bytes=15 * MB,
         audio_mimes=frozenset(
             {"audio/wav", "audio/mpeg", "audio/aiff", "audio/aac", "audio/ogg", "audio/flac"}
@@ -136,7 +143,9 @@ _BY_PROTOCOL = ("anthropic", "gemini", "ollama")
 
 
 def policy_for(provider: Any) -> MediaPolicy:
-    """The limits for a Provider instance or a provider name."""
+    """The limits for a Provider instance or a provider name (a MediaPolicy is returned as is)."""
+    if isinstance(provider, MediaPolicy):
+        return provider
     if isinstance(provider, str):
         found = POLICIES.get(provider)
         return found if found is not None else dataclasses.replace(DEFAULT_POLICY, label=provider)
@@ -208,7 +217,9 @@ def fit_part(part: MediaPart, policy: MediaPolicy) -> MediaPart:
             return part
         return MediaPart("image", fitted[1], data=fitted[0], filename=_rename(part, fitted[1]))
     if part.kind == "audio":
-        takes = ", ".join(sorted(m.split("/")[1] for m in policy.audio_mimes)) or "no audio"
+        if not policy.audio_mimes:
+            raise ConfigError(f"{who} does not take audio input; {what} cannot be sent to it")
+        takes = ", ".join(sorted(m.split("/")[1] for m in policy.audio_mimes))
         if part.mime_type not in policy.audio_mimes:
             if "audio/wav" not in policy.audio_mimes:
                 raise ConfigError(f"{who} takes audio as {takes}; {what} is {part.mime_type}")
@@ -222,8 +233,10 @@ def fit_part(part: MediaPart, policy: MediaPolicy) -> MediaPart:
                 "client.transcribe() for long recordings."
             )
         return part
+    if not policy.document_mimes:
+        raise ConfigError(f"{who} does not take documents; {what} cannot be sent to it")
     if part.mime_type not in policy.document_mimes:
-        takes = ", ".join(sorted(policy.document_mimes)) or "no documents"
+        takes = ", ".join(sorted(policy.document_mimes))
         raise ConfigError(f"{who} takes documents as {takes}; {what} is {part.mime_type}")
     if len(data) > policy.max_document_bytes:
         raise ConfigError(
@@ -240,7 +253,9 @@ async def fetch_url(url: str, kind: MediaKind = "image") -> MediaPart:
 
     if not url.startswith(("https://", "http://")):
         raise ConfigError(f"cannot fetch {url!r}: only http:// and https:// URLs are fetched")
-    ctx = _http.ErrorContext(provider=f"the {kind} URL {url}")
+    import httpx2
+
+    where = f"the {kind} URL {url}"
     client = _http.get_client()
 
     async def download() -> bytes:
@@ -262,14 +277,20 @@ async def fetch_url(url: str, kind: MediaKind = "image") -> MediaPart:
                 chunks.append(chunk)
         return b"".join(chunks)
 
-    with _http.translate_transport_errors(ctx):
-        try:
-            data = await asyncio.wait_for(download(), FETCH_TIMEOUT)
-        except asyncio.TimeoutError as exc:
-            raise TimeoutError(
-                f"fetching the {kind} at {url} took longer than {FETCH_TIMEOUT:g} s",
-                provider=ctx.provider,
-            ) from exc
+    try:
+        data = await asyncio.wait_for(download(), FETCH_TIMEOUT)
+    except (asyncio.TimeoutError, httpx2.TimeoutException) as exc:
+        raise TimeoutError(
+            f"fetching the {kind} at {url} took longer than {FETCH_TIMEOUT:g} s; try again, or "
+            "download the file and pass its path",
+            provider=where,
+        ) from exc
+    except (httpx2.TransportError, httpx2.StreamError) as exc:
+        # The user's URL is the input at fault here, not a provider: say so, don't retry.
+        raise ConfigError(
+            f"could not fetch the {kind} at {url}: {type(exc).__name__}: {exc}. Check the URL "
+            "and the network, or download the file and pass its path."
+        ) from exc
     name = url.split("?")[0].split("#")[0].rstrip("/").rsplit("/", 1)[-1] or None
     return media_part_from_bytes(data, what=f"the {kind} at {url}", kind=kind, filename=name)
 
