@@ -19,6 +19,7 @@ _YES = frozenset({"yes", "y", "true", "t", "yeah", "yep", "correct", "1"})
 _NO = frozenset({"no", "n", "false", "f", "nope", "incorrect", "0"})
 # Edges that say nothing about the answer: spaces, quotes, Markdown emphasis, punctuation.
 _EDGE = " \t\r\n\"'`*_#>.,;:!?()[]{}<>-–—"
+_CLAUSE = re.compile(r"[.,;:!?\n]")
 _PREFIX = re.compile(r"^(?:answer|label|category|class|sentiment|output|result)\s*[:=-]\s*", re.I)
 
 
@@ -68,9 +69,9 @@ def match_label(answer: str, labels: Sequence[str]) -> str:
     if len(found) == 1:
         return table[next(iter(found))]
     if len(found) > 1:
-        starts = [key for key, spots in found.items() if spots[0] == 0]
-        if len(starts) == 1:  # "Negative. It is not positive."
-            return table[starts[0]]
+        head = _norm(_CLAUSE.split(text, maxsplit=1)[0])
+        if head in table:  # "Negative. It is not positive."
+            return table[head]
         raise ValueError(
             f"the answer {answer[:120]!r} names several labels "
             f"({', '.join(table[k] for k in found)}); expected exactly one of {list(labels)}"
@@ -84,12 +85,11 @@ def parse_yes_no(answer: str) -> bool:
     words = re.findall(r"\w+", text)
     if not words:
         raise ValueError(f"the answer {answer[:120]!r} is empty; expected yes or no")
-    if words[0] in _YES:
-        return True
-    if words[0] in _NO:
-        return False
-    yes = any(w in _YES and not w.isdigit() and len(w) > 1 for w in words)
-    no = any(w in _NO and not w.isdigit() and len(w) > 1 for w in words)
+    head = re.findall(r"\w+", _CLAUSE.split(text, maxsplit=1)[0])
+    if len(head) == 1 and head[0] in _YES | _NO:  # "Yes, because ..." / "no."
+        return head[0] in _YES
+    yes = any(w in _YES and len(w) > 1 and not w.isdigit() for w in words)
+    no = any(w in _NO and len(w) > 1 and not w.isdigit() for w in words)
     if yes != no:
         return yes
     raise ValueError(f"the answer {answer[:120]!r} is not a yes or a no")

@@ -104,7 +104,10 @@ class _RegisteringLoader:
         if getattr(module, "__loader__", None) is self:
             module.__loader__ = self._loader
         self._loader.exec_module(module)
-        _register(module)
+        try:
+            _register(module)
+        except Exception:  # _register logs its own failures; this is the last line of defence
+            log.warning("llm_magics: registering the pandas accessors failed", exc_info=True)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._loader, name)
