@@ -8,7 +8,9 @@ The rule, written for people who paste code into prompts:
   ``{df}``, ``{row.title}``, ``{cfg[model]}``, ``{scores[0]:.2f}``, ``{In[3]}``, ``{Err[-1]}``.
 * Everything else is literal text: a dict literal ``{"a": 1}``, a C block ``{ return x; }``,
   a lone ``{`` or ``}``. Nothing here ever raises on braces.
-* ``{{`` and ``}}`` are one literal brace each (``{{x}}`` gives ``{x}``).
+* A placeholder in doubled braces is the escape: ``{{x}}`` gives ``{x}``, never interpolated.
+  Other doubled braces are kept as written, so pasted JSON such as ``{"a": {"b": 1}}`` and
+  template syntax such as ``{{ name }}`` reach the model unchanged.
 * Names are looked up in the user namespace only (then in ``extras`` such as ``Err``); ``.attr``
   is ``getattr`` (dunder names refused), ``[key]`` is indexing with an int when the key looks
   like one (negative too: ``{Err[-1]}``) and a string otherwise (quotes optional). Nothing is
@@ -180,10 +182,12 @@ def render(
             buf.append(template[i:nxt])
             i = nxt
             continue
-        if template.startswith("{{", i) or template.startswith("}}", i):
-            buf.append(ch)
-            i += 2
-            continue
+        if template.startswith("{{", i):
+            escaped = _PLACEHOLDER.match(template, i + 1)
+            if escaped is not None and template.startswith("}", escaped.end()):
+                buf.append(escaped.group())  # {{name}} -> {name}
+                i = escaped.end() + 1
+                continue
         match = _PLACEHOLDER.match(template, i) if ch == "{" else None
         if match is None:
             buf.append(ch)

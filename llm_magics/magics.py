@@ -61,12 +61,14 @@ Prompt interpolation (done once; braces in values are never re-read):
   {name} {obj.attr} {d[key]} {xs[0]} {x:.2f} {x!r}   values from the notebook (no eval)
   {In[3]} {Out[3]}                                   a cell's input / output
   {Err[-1]} {Err[-2]} {Err[7]}                       latest error / the one before / cell 7's
-  {{ and }}                                          literal braces
+  {{name}}                                           the literal text {name}
   {img} where img is an lm.Image/lm.Audio, PIL image, matplotlib figure or
   IPython.display.Image/Audio: attached as media at that position.
-Only {identifier...} with nothing else inside is a placeholder, so code such as
-{"a": 1} or { return x; } stays as written. An unknown name is an error, except inside
-``` fenced blocks and `inline code`, where it stays as written. --raw turns all of this off.
+Only {identifier...} with nothing else inside is a placeholder; every other brace,
+single or doubled, stays as written, so code such as {"a": {"b": 1}} or { return x; }
+reaches the model unchanged. An unknown name is an error, except inside
+``` fenced blocks, `inline code` and $math$, where it stays as written (f-strings in pasted
+code, LaTeX such as \\frac{a}{b}). --raw turns all of this off.
 
 Line magic::
 
@@ -110,7 +112,9 @@ def _user_errors() -> Iterator[None]:
     except ConfigError as exc:  # also UnknownModelError / ModelNotFoundError
         raise UsageError(str(exc)) from None
     except LLMError as exc:
-        raise _short_error(exc) from exc.__cause__
+        if not hasattr(exc, "_render_traceback_"):
+            _short_error(exc)
+        raise
 
 
 @magics_class

@@ -99,8 +99,9 @@ class _Events(httpx2.AsyncByteStream):
         fake = self.fake
         try:
             for i, piece in enumerate(self.pieces):
-                if i and fake.delay:
-                    await asyncio.sleep(fake.delay)
+                pause = fake.delays[i - 1] if 0 < i <= len(fake.delays) else fake.delay
+                if i and pause:
+                    await asyncio.sleep(pause)
                 fake.first_byte_at = fake.first_byte_at or time.perf_counter()
                 yield chunk(piece)
                 fake.sent += 1
@@ -135,6 +136,7 @@ class FakeOpenAI:
         self.status = status
         self.error = error
         self.sent = 0
+        self.delays: list[float] = []  # per-gap delays before the 2nd, 3rd, ... event
         self.cut_after: int | None = None
         self.on_chunk: Callable[[int], None] | None = None
         self.first_byte_at: float | None = None

@@ -97,7 +97,7 @@ def test_cell_help_documents_every_option_the_line_commands_and_the_brace_rules(
         "%llm help",
     ):
         assert command in help_text, command
-    assert "{{ and }}" in help_text and "{Err[-1]}" in help_text
+    assert "{{name}}" in help_text and "{Err[-1]}" in help_text
     assert "%config LLMMagics" in help_text
 
 

@@ -107,8 +107,9 @@ def test_a_bad_format_spec_names_the_placeholder() -> None:
         ("set {1, 2, 3}", "set {1, 2, 3}"),
         ("{-x} {x-y} {x y} {x.} {.x} {x[} {x]}", "{-x} {x-y} {x y} {x.} {.x} {x[} {x]}"),
         ("nested {a{b}c}", "nested {a3c}"),
-        ("}}}", "}}"),
-        ("{{{", "{{"),
+        ("}}}", "}}}"),
+        ("{{{", "{{{"),
+        ("{{{x}}}", "{{x}}"),
         ("{", "{"),
         ("}", "}"),
         ("", ""),
@@ -123,10 +124,14 @@ def test_non_placeholders_are_kept_verbatim() -> None:
         assert text(s) == s
 
 
-def test_doubled_braces_are_literal_braces() -> None:
-    assert text("{{x}} {{ {{{x}}} }}", x=5) == "{x} { {5} }"
-    assert text("{{}}") == "{}"
-    assert text("}}{{") == "}{"
+def test_a_placeholder_in_doubled_braces_is_the_escape() -> None:
+    assert text("{{x}} and {{cfg[key]:>3}} and {{x!r}}", x=5) == "{x} and {cfg[key]:>3} and {x!r}"
+    assert text("{{ {x} }}", x=5) == "{{ 5 }}"
+
+
+def test_other_doubled_braces_are_kept_as_written() -> None:
+    for s in ['{"a": {"b": {"c": 1}}}', "{{ jinja }}", "{{}}", "}}{{", "style={{color: 1}}"]:
+        assert text(s, x=1) == s
 
 
 def test_braces_inside_a_value_are_never_interpreted() -> None:
