@@ -172,6 +172,9 @@ def answer_body(provider: str, text: str = "A picture.") -> dict[str, Any]:
             "done": True,
             "done_reason": "stop",
         }
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if provider == "openai":
+        message["refusal"] = None  # required by OpenAI's spec, unknown to Groq's
     return {
         "id": "chatcmpl-1",
         "object": "chat.completion",
@@ -181,7 +184,7 @@ def answer_body(provider: str, text: str = "A picture.") -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text},
+                "message": message,
                 "finish_reason": "stop",
                 "logprobs": None,
             }
@@ -191,12 +194,18 @@ def answer_body(provider: str, text: str = "A picture.") -> dict[str, Any]:
 
 
 def client_for(
-    provider: str, handler: Handler | None = None, **options: Any
+    provider: str,
+    handler: Handler | None = None,
+    *,
+    validate_responses: bool = True,
+    **options: Any,
 ) -> tuple[lm.Client, SpecTransport]:
     """A client whose every request is validated against ``provider``'s spec; the default
     handler answers with a schema-valid message."""
     transport = SpecTransport(
-        provider, handler or (lambda request: httpx2.Response(200, json=answer_body(provider)))
+        provider,
+        handler or (lambda request: httpx2.Response(200, json=answer_body(provider))),
+        validate_responses=validate_responses,
     )
     c = lm.client(
         f"{provider}:{MODELS[provider]}",

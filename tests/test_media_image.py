@@ -70,7 +70,7 @@ def test_a_text_file_named_png_is_refused_with_its_name_and_what_it_starts_with(
     message = str(info.value)
     assert "notes.png" in message and "not an image" in message
     assert "b'hello, I am not '" in message and "not the file name" in message
-    with pytest.raises(lm.ConfigError, match="notes.png"):
+    with pytest.raises(lm.ConfigError, match=r"notes\.png"):
         as_media_part(str(path))
 
 
@@ -188,7 +188,9 @@ def test_other_objects_are_refused_naming_what_is_accepted() -> None:
     with pytest.raises(lm.ConfigError, match=r"lm.Image cannot use a dict.*file path.*Figure"):
         lm.Image({"not": "an image"})
     with pytest.raises(lm.ConfigError, match="SVG"):
-        lm.Image(b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"></svg>').data
+        lm.Image(
+            b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"></svg>'
+        ).to_media_part()
 
 
 # --- identity and preview ---------------------------------------------------------------------

@@ -257,9 +257,8 @@ def test_image_data_of_a_url_downloads_once_and_keeps_the_url_as_the_cache_ident
 def test_a_bad_url_is_refused_before_the_provider_is_called(
     route: tuple[int, bytes, str], match: str
 ) -> None:
-    with serve({"/x": route}) as server:
-        with pytest.raises(lm.ConfigError, match=match):
-            media.prepare_for(f"{server.base}/x", "ollama")
+    with serve({"/x": route}) as server, pytest.raises(lm.ConfigError, match=match):
+        media.prepare_for(f"{server.base}/x", "ollama")
 
 
 def test_an_unreachable_url_is_a_config_error_naming_the_url() -> None:
