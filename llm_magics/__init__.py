@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .media import Audio, Image
     from .cache import cache_stats, clear_cache
     from .pricing import model_profile, register_model_profile, set_price
+    from .serve import serve_local
     from .tools import tool
     from .usage import count_tokens, reset_usage, usage
 
@@ -73,6 +74,7 @@ __all__ = [
     "register",
     "register_model_profile",
     "reset_usage",
+    "serve_local",
     "set_price",
     "tool",
     "unload_ipython_extension",
@@ -96,6 +98,7 @@ _LAZY = {
     "model_profile": ".pricing",
     "register_model_profile": ".pricing",
     "reset_usage": ".usage",
+    "serve_local": ".serve",
     "set_price": ".pricing",
     "tool": ".tools",
     "usage": ".usage",
