@@ -69,7 +69,18 @@ def run(coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
             "a synchronous llm_magics call was made from inside its own event loop; "
             "use the async method (achat, astream, aembed) there instead"
         )
-    future = asyncio.run_coroutine_threadsafe(coro, get_loop())
+    started, finished = threading.Event(), threading.Event()
+
+    async def tracked() -> T:
+        # Cancelling the concurrent future returns at once; this tells when the coroutine
+        # itself has finished unwinding.
+        started.set()
+        try:
+            return await coro
+        finally:
+            finished.set()
+
+    future = asyncio.run_coroutine_threadsafe(tracked(), get_loop())
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         # Wait in short slices: a blocking wait is not woken by a simulated interrupt
@@ -83,8 +94,8 @@ def run(coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
                     raise
     except KeyboardInterrupt:
         future.cancel()
-        with contextlib.suppress(concurrent.futures.CancelledError, Exception):
-            future.result(5)
+        if started.is_set():
+            finished.wait(5)
         raise
     except concurrent.futures.TimeoutError:
         future.cancel()
