@@ -85,13 +85,14 @@ def run(coro: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
     try:
         # Wait in short slices: a blocking wait is not woken by a simulated interrupt
         # (_thread.interrupt_main, some frontends), only by a real signal.
-        while True:
+        # (Never catch TimeoutError around future.result(): on 3.11+ it is the builtin, which
+        # our own lm.TimeoutError subclasses, so a request timeout would look like "not yet".)
+        while not future.done():
             remaining = _POLL if deadline is None else min(_POLL, deadline - time.monotonic())
-            try:
-                return future.result(max(remaining, 0))
-            except concurrent.futures.TimeoutError:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise
+            if remaining <= 0:
+                raise concurrent.futures.TimeoutError()
+            concurrent.futures.wait([future], remaining)
+        return future.result()
     except KeyboardInterrupt:
         future.cancel()
         if started.is_set():
