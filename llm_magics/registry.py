@@ -56,9 +56,24 @@ class Registry:
         self._default: str | None = None
         self._providers: dict[str, Provider] = {}
         self._pools: dict[str, tuple[tuple[str, ...], KeyPool]] = {}
-        self.cache: ResponseCache | None = None
+        self._cache: ResponseCache | None = None
+        self._cache_set = False
         self.retry = RetryPolicy()
         self.timeouts = Timeouts()
+
+    @property
+    def cache(self) -> ResponseCache | None:
+        """The response cache new clients use: unless set (None disables it), the disk cache
+        of the current ``LLM_MAGICS_CACHE_DIR``, opened on first use."""
+        if not self._cache_set:
+            from .cache import default_cache
+
+            return default_cache()
+        return self._cache
+
+    @cache.setter
+    def cache(self, value: ResponseCache | None) -> None:
+        self._cache, self._cache_set = value, True
 
     # --- configuration -------------------------------------------------------------------
 
