@@ -27,9 +27,8 @@ from typing import Any
 
 from ._types import Response
 
-__all__ = ["FORMATS", "AnswerView", "extract_code", "pump", "usage_line"]
+__all__ = ["AnswerView", "bundle", "extract_code", "json_bundle", "pump", "usage_line"]
 
-FORMATS = ("markdown", "text", "code", "json", "html")
 _POLL = 0.1
 
 _FENCED = re.compile(

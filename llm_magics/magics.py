@@ -20,26 +20,26 @@ from __future__ import annotations
 import argparse
 import keyword
 import shlex
-import sys
-import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Enum, Float, Int, Unicode
 
-from ._commands import COMMANDS, run_command
-from ._display import FORMATS, AnswerView, bundle, extract_code, json_bundle, pump, usage_line
-from ._errors import ConfigError, LLMError, StreamInterruptedError
-from ._prompt import ErrorLog, ErrorRecord, PromptError, render, resolve, to_media_part
-from ._types import MediaPart, Response, TextPart
-from .memory import Conversations
+from ._errors import ConfigError, LLMError
 
-__all__ = ["LLMMagics", "load_ipython_extension", "unload_ipython_extension"]
+if TYPE_CHECKING:
+    from ._display import AnswerView
+    from ._prompt import ErrorLog
+    from .memory import Conversations
+
+__all__ = ["FORMATS", "LLMMagics", "load_ipython_extension", "unload_ipython_extension"]
+
+FORMATS = ("markdown", "text", "code", "json", "html")
 
 _HELP = """\
 Ask a language model; the cell is the prompt and the answer streams in as Markdown.
@@ -102,6 +102,8 @@ def _short_error(exc: BaseException, text: str | None = None) -> BaseException:
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """Map llm_magics errors to what a notebook user should see (see the module docstring)."""
+    from ._prompt import PromptError
+
     __tracebackhide__ = True
     try:
         yield
@@ -150,10 +152,28 @@ class LLMMagics(Magics):
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
-        self.errors = ErrorLog()
-        self.sessions = Conversations()
         self.last_view: AnswerView | None = None
-        self._started = 0.0
+        self._errors: ErrorLog | None = None
+        self._sessions: Conversations | None = None
+
+    # Created on first use: %load_ext stays cheap (nothing below imports until a cell runs).
+    @property
+    def errors(self) -> ErrorLog:
+        """Errors of recent cells, for ``{Err[-1]}``."""
+        if self._errors is None:
+            from ._prompt import ErrorLog
+
+            self._errors = ErrorLog()
+        return self._errors
+
+    @property
+    def sessions(self) -> Conversations:
+        """The ``--session`` conversations of this kernel."""
+        if self._sessions is None:
+            from .memory import Conversations
+
+            self._sessions = Conversations()
+        return self._sessions
 
     @property
     def _shell(self) -> Any:
@@ -247,176 +267,10 @@ class LLMMagics(Magics):
         return args
 
     def _cell(self, line: str, cell: str) -> None:
-        from . import registry
+        from ._cell import CellRun
 
-        args = self._parse(line)
-        text = cell.strip("\n")
-        if not text.strip():
-            raise UsageError("the %%llm cell is empty: write the prompt below the %%llm line")
-        ns = self._shell.user_ns
-        parts: list[str | MediaPart] = (
-            [text] if args.raw else render(text, ns, {"Err": self.errors})
-        )
-        parts += [self._media(e, "image") for e in args.image]
-        parts += [self._media(e, "audio") for e in args.audio]
-        prompt: Any = (
-            parts[0]
-            if len(parts) == 1 and isinstance(parts[0], str)
-            else [TextPart(p) if isinstance(p, str) else p for p in parts]
-        )
-        fmt = args.format or self.default_format
-        options: dict[str, Any] = {}
-        system = args.system or self.default_system or None
-        temperature = args.temperature if args.temperature is not None else self.temperature
-        max_tokens = args.max_tokens if args.max_tokens is not None else self.max_tokens
-        if temperature is not None:
-            options["temperature"] = temperature
-        if max_tokens is not None:
-            options["max_tokens"] = max_tokens
-        if args.no_cache:
-            options["cache"] = False
-        if args.schema:
-            options["schema"] = self._value(args.schema, "--schema")
-        elif fmt == "json":
-            options["json_mode"] = True
-            mentions_json = "json" in (system or "").lower() or "json" in text.lower()
-            if not mentions_json:
-                # OpenAI's JSON mode refuses prompts that never mention JSON.
-                system = f"{system}\n\nAnswer in JSON." if system else "Answer in JSON."
-        conversation = self.sessions.get(args.session) if args.session else None
-        if conversation is not None:
-            if args.system:
-                conversation.system = args.system
-            system = system if args.system else conversation.system or system
-        if system:
-            options["system"] = system
-        request: Any = (
-            conversation.messages(prompt, max_history=self.max_history) if conversation else prompt
-        )
-
-        model = args.model or self.default_model or None
-        client = registry.default_registry.client(model)
-        view = AnswerView(fmt, interval=self.update_interval)
-        self.last_view = view
-        streaming = self.stream and not args.no_stream
-        response = self._ask(
-            client, request, options, view, streaming=streaming, output=args.output
-        )
-
-        value: Any = response
-        if args.schema or fmt == "json":
-            value = self._finish_json(response, view)
-        elif fmt == "code":
-            view.finish()
-            self._shell.set_next_input(extract_code(response.text), replace=False)
-        else:
-            view.finish()
-        if self.show_usage:
-            from IPython.display import display
-
-            first = view.first_delta_at
-            display(usage_line(response, first_token=first and first - self._started), raw=True)
-        if conversation is not None:
-            conversation.add(prompt, response)
-        self._store(response, args.output, value)
-
-    def _ask(
-        self,
-        client: Any,
-        request: Any,
-        options: dict[str, Any],
-        view: AnswerView,
-        *,
-        streaming: bool,
-        output: str | None,
-    ) -> Response:
         __tracebackhide__ = True
-        self._started = time.perf_counter()
-        if not (streaming and client.provider.supports_stream):
-            view.start()
-            response: Response = client.chat(request, **options)
-            view.text = response.text
-            return response
-        stream = client.astream(request, **options)
-        view.start()
-        try:
-            pump(stream, view)
-        except KeyboardInterrupt:
-            kept = self._keep_partial(client, view, "interrupted", output)
-            raise _short_error(
-                KeyboardInterrupt(),
-                f"stopped the answer; the {kept} characters that arrived are in _llm",
-            ) from None
-        except StreamInterruptedError as exc:
-            self._keep_partial(client, view, "error", output)
-            raise _short_error(exc, f"{exc.message} (the partial answer is in _llm)") from None
-        assert stream.response is not None
-        return stream.response
-
-    def _keep_partial(self, client: Any, view: AnswerView, reason: str, output: str | None) -> int:
-        partial = Response(
-            view.text,
-            client.model,
-            client.provider.name,
-            finish_reason=reason,
-            latency=time.perf_counter() - self._started,
-        )
-        marker = f"[{reason}]"
-        if view.fmt in ("markdown", "code"):
-            view.finish(bundle(f"{view.text}\n\n*{marker}*", view.fmt))
-        else:
-            view.finish(bundle(f"{view.text}\n{marker}", "text"))
-        self._store(partial, output, partial)
-        return len(view.text)
-
-    def _finish_json(self, response: Response, view: AnswerView) -> Any:
-        from ._types import OutputSchema
-
-        value = response.parsed
-        if value is None:
-            try:
-                value = OutputSchema("json", {}).parse(response.text)
-            except ValueError:
-                view.finish(bundle(response.text, "text"))
-                print(
-                    "The answer is not valid JSON; _llm holds the Response (its .text is the answer).",
-                    file=sys.stderr,
-                )
-                return response
-        shown = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
-        view.finish(json_bundle(shown))
-        return value
-
-    def _store(self, response: Response, output: str | None, value: Any) -> None:
-        self._shell.user_ns["_llm"] = response
-        if output:
-            self._shell.user_ns[output] = value
-
-    def _value(self, expr: str, option: str) -> Any:
-        try:
-            return resolve(expr, self._shell.user_ns)
-        except PromptError as exc:
-            raise UsageError(f"{option} {expr}: {exc}") from None
-
-    def _media(self, expr: str, kind: str) -> MediaPart:
-        import os
-
-        try:
-            value = resolve(expr, self._shell.user_ns)
-        except PromptError as exc:
-            if os.path.isfile(os.path.expanduser(expr)) or expr.startswith(("http://", "https://")):
-                value = expr
-            else:
-                raise UsageError(
-                    f"--{kind} {expr}: {exc}; give a variable (img, fig, obj.attr, xs[0]), "
-                    "an existing file path or an http(s) URL"
-                ) from None
-        try:
-            part = to_media_part(value, kind)  # type: ignore[arg-type]
-        except PromptError as exc:
-            raise UsageError(f"--{kind} {expr}: {exc}") from None
-        assert part is not None
-        return part
+        CellRun(self, self._parse(line), cell).run()
 
     # --- recent errors, for {Err[-1]} ----------------------------------------------------
 
@@ -424,6 +278,8 @@ class LLMMagics(Magics):
         exc = result.error_in_exec or result.error_before_exec
         if exc is None:
             return
+        from ._prompt import ErrorRecord
+
         info = getattr(result, "info", None)
         self.errors.record(
             ErrorRecord.from_exception(
@@ -434,6 +290,8 @@ class LLMMagics(Magics):
     # --- line commands -------------------------------------------------------------------
 
     def _line(self, line: str) -> None:
+        from ._commands import COMMANDS, run_command
+
         try:
             argv = shlex.split(line, posix=True)
         except ValueError as exc:
