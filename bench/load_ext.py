@@ -1,17 +1,20 @@
-"""How much ``%load_ext llm_magics`` adds to a Python process that has IPython loaded.
+"""How much ``%load_ext llm_magics`` costs, next to a bare ``import IPython``, in the same run.
 
-Three kinds of fresh subprocess, interleaved, several runs each (median reported; these
-machines are shared and noisy, so only same-run comparisons mean anything):
+Each run is a fresh subprocess (cold imports, as in a new kernel) that times, in-process with
+``perf_counter`` (wall) and ``process_time`` (CPU):
 
-  bare      python -c "import IPython"
-  shell     import IPython + create an InteractiveShell (what a kernel has before any cell)
-  load_ext  the same + %load_ext llm_magics
+  1. ``import IPython``
+  2. creating the InteractiveShell (what a kernel has before the first cell)
+  3. ``%load_ext llm_magics``
 
-The extension's cost is ``load_ext - shell`` (target: < 150 ms). Inside the load_ext process
-the magic itself is also timed (``%load_ext`` alone), and the modules it pulled in are
-checked: no httpx2, pandas, numpy, PIL or ipywidgets may load before the first call.
+and lists the heavy modules (httpx2, pandas, numpy, PIL, ipywidgets, diskcache) present after
+step 3: none may be, they load on the first call. Timing inside the process keeps interpreter
+start-up and scheduling of the subprocess itself out of the numbers; these machines are
+shared and noisy, so medians of several runs and same-run ratios are what count.
 
-    python bench/load_ext.py [--runs 9]
+    python bench/load_ext.py [--runs 11]
+
+Target: ``%load_ext`` < 150 ms of wall time (median).
 """
 
 from __future__ import annotations
@@ -21,77 +24,59 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 
-SHELL = (
-    "import time; t0 = time.perf_counter()\n"
-    "import IPython\n"
-    "from IPython.core.interactiveshell import InteractiveShell\n"
-    "ip = InteractiveShell.instance()\n"
-)
-PROGRAMS = {
-    "bare": "import IPython\n",
-    "shell": SHELL,
-    "load_ext": SHELL
-    + (
-        "import sys, json\n"
-        "t1 = time.perf_counter()\n"
-        "ip.run_line_magic('load_ext', 'llm_magics')\n"
-        "t2 = time.perf_counter()\n"
-        "heavy = [m for m in ('httpx2', 'pandas', 'numpy', 'PIL', 'ipywidgets', 'diskcache')"
-        " if m in sys.modules]\n"
-        "print(json.dumps({'magic': t2 - t1, 'heavy': heavy}))\n"
-    ),
-}
+PROGRAM = """
+import json, sys, time
+w0, c0 = time.perf_counter(), time.process_time()
+import IPython
+w1, c1 = time.perf_counter(), time.process_time()
+from IPython.core.interactiveshell import InteractiveShell
+ip = InteractiveShell.instance()
+w2, c2 = time.perf_counter(), time.process_time()
+ip.run_line_magic("load_ext", "llm_magics")
+w3, c3 = time.perf_counter(), time.process_time()
+heavy = [m for m in ("httpx2", "pandas", "numpy", "PIL", "ipywidgets", "diskcache")
+         if m in sys.modules]
+print(json.dumps({
+    "import IPython": [w1 - w0, c1 - c0],
+    "InteractiveShell()": [w2 - w1, c2 - c1],
+    "%load_ext llm_magics": [w3 - w2, c3 - c2],
+    "heavy": heavy,
+}))
+"""
 TARGET = 0.150
-
-
-def run_once(program: str) -> tuple[float, str]:
-    started = time.perf_counter()
-    out = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, check=True
-    )
-    return time.perf_counter() - started, out.stdout
+STEPS = ("import IPython", "InteractiveShell()", "%load_ext llm_magics")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--runs", type=int, default=11)
     args = parser.parse_args()
 
-    for program in PROGRAMS.values():  # warm the OS file cache and .pyc files
-        run_once(program)
-    walls: dict[str, list[float]] = {name: [] for name in PROGRAMS}
-    magic: list[float] = []
-    heavy: set[str] = set()
+    subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, check=True)  # warm-up
+    results = []
     for _ in range(args.runs):
-        for name, program in PROGRAMS.items():
-            wall, stdout = run_once(program)
-            walls[name].append(wall)
-            if name == "load_ext":
-                info = json.loads(stdout.strip().splitlines()[-1])
-                magic.append(info["magic"])
-                heavy.update(info["heavy"])
+        out = subprocess.run(
+            [sys.executable, "-c", PROGRAM], capture_output=True, text=True, check=True
+        )
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
 
-    med = {name: statistics.median(values) for name, values in walls.items()}
-    extra = med["load_ext"] - med["shell"]
-    print(f"median of {args.runs} runs each, interleaved (python {sys.version.split()[0]})")
-    for name in PROGRAMS:
-        spread = f"{min(walls[name]) * 1e3:6.0f}-{max(walls[name]) * 1e3:.0f} ms"
-        print(f"  {name:9s} {med[name] * 1e3:7.1f} ms   (range {spread})")
+    def med(step: str, i: int) -> float:
+        return statistics.median(r[step][i] for r in results)
+
+    print(f"median of {args.runs} fresh processes (python {sys.version.split()[0]})")
+    print(f"  {'step':24s} {'wall ms':>9s} {'cpu ms':>9s}")
+    for step in STEPS:
+        print(f"  {step:24s} {med(step, 0) * 1e3:9.1f} {med(step, 1) * 1e3:9.1f}")
+    ext, ipy = med(STEPS[2], 0), med(STEPS[0], 0)
+    ext_cpu, ipy_cpu = med(STEPS[2], 1), med(STEPS[0], 1)
+    heavy = sorted({m for r in results for m in r["heavy"]})
+    print(f"  %load_ext / import IPython: {ext / ipy:.3f} (wall), {ext_cpu / ipy_cpu:.3f} (cpu)")
+    print(f"  heavy modules after %load_ext: {heavy or 'none'}")
+    verdict = "PASS" if ext < TARGET and not heavy else "FAIL"
     print(
-        f"  IPython + shell over bare import IPython: {(med['shell'] - med['bare']) * 1e3:7.1f} ms"
+        f"{verdict}: %load_ext llm_magics takes {ext * 1e3:.0f} ms (target < {TARGET * 1e3:.0f} ms)"
     )
-    print(
-        f"  %load_ext llm_magics, extra wall time:    {extra * 1e3:7.1f} ms   (target < {TARGET * 1e3:.0f} ms)"
-    )
-    print(
-        f"  %load_ext llm_magics, the magic itself:   {statistics.median(magic) * 1e3:7.1f} ms (median, in-process)"
-    )
-    print(f"  extra / bare import IPython:              {extra / med['bare']:7.2f}x")
-    print(f"  heavy modules loaded by %load_ext:        {sorted(heavy) or 'none'}")
-    verdict = "PASS" if extra < TARGET and not heavy else "FAIL"
-    print(f"{verdict}: %load_ext adds {extra * 1e3:.0f} ms")
 
 
 if __name__ == "__main__":
