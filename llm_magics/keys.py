@@ -165,8 +165,6 @@ class _KeyState:
     learned_at: float = 0.0
     # Send times of the requests of the last minute (+ margin), oldest first.
     minute: deque[float] = field(default_factory=deque)
-    # Times of the 429s of the last minute: those requests did not count for the provider.
-    rejected: deque[float] = field(default_factory=deque)
     # [time, tokens] of the last minute; an entry is a reservation until record() settles it.
     tokens: deque[list[float]] = field(default_factory=deque)
     token_sum: float = 0.0
@@ -179,8 +177,6 @@ class _KeyState:
         cutoff = now - span
         while self.minute and self.minute[0] <= cutoff:
             self.minute.popleft()
-        while self.rejected and self.rejected[0] <= cutoff:
-            self.rejected.popleft()
         while self.tokens and self.tokens[0][0] <= cutoff:
             self.token_sum -= self.tokens.popleft()[1]
         while self.pending and self.pending[0][0] <= cutoff:
@@ -347,13 +343,16 @@ class KeyPool:
             now = self._clock()
             state.prune(now, self._span)
             state.rate_limited += 1
-            state.rejected.append(now)
+            if state.minute:
+                # The provider did not count the refused request: free its slot, so it does
+                # not hold the key back for a whole window (the cool-down covers the wait).
+                state.minute.pop()
             if retry_after is None:
                 retry_after = min(COOLDOWN_START * 2**state.strikes, COOLDOWN_MAX)
             state.strikes += 1
             state.cooldown_until = max(state.cooldown_until, now + retry_after)
             if self.learn and self.limits.rpm is None:
-                got_through = len(state.minute) - len(state.rejected)
+                got_through = len(state.minute)
                 if got_through >= _MIN_LEARNED and limits_from_env(self.provider).rpm is None:
                     if state.learned_rpm is None or got_through < state.learned_rpm:
                         state.learned_rpm = got_through
