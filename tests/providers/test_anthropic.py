@@ -405,6 +405,17 @@ def test_schema_forces_a_tool_and_its_input_is_parsed_into_the_pydantic_model() 
     assert r.tool_calls == [] and r.finish_reason == "stop"
 
 
+def test_schema_next_to_tools_lets_the_model_call_a_tool_or_answer_through_the_schema() -> None:
+    reply = [tool_use("toolu_05", "get_weather", {"city": "Paris"})]
+    c, transport = client_for(answer(reply, stop="tool_use"))
+    r = c.chat("Weather in Paris, as a City?", schema=City, tools=[WEATHER])
+    transport.assert_clean()
+    body = transport.bodies[0]
+    assert [t["name"] for t in body["tools"]] == ["get_weather", "City"]
+    assert body["tool_choice"] == {"type": "any"}
+    assert [t.name for t in r.tool_calls] == ["get_weather"] and r.parsed is None
+
+
 def test_a_non_object_schema_is_wrapped_for_the_tool_and_unwrapped_in_the_answer() -> None:
     schema = {"title": "Tags", "type": "array", "items": {"type": "string"}}
     reply = [tool_use("toolu_03", "Tags", {"value": ["a", "b"]})]
