@@ -1,0 +1,244 @@
+"""A real JupyterLab in headless Chromium: a %%llm cell's answer streams in, renders as
+Markdown, and lands in that cell's output area, not in its neighbours'.
+
+The answer comes from the local fake OpenAI server (tests/support/server.py) with a delay per
+word, registered in the notebook with ``%llm register``, so the test can watch the text grow.
+Needs Debian's chromium (``apt-get install chromium``) and ``pip install playwright
+jupyterlab`` (never ``playwright install``); skips with the reason when either is missing.
+A screenshot is saved to ``artifacts/jupyterlab_llm.png``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.server import FakeOpenAIServer
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+TOKEN = "llm-magics-browser-test"
+ANSWER = (
+    "## Streaming works\n\nThe answer arrives **word by word** and renders as Markdown:\n\n"
+    "- first item of the list\n- second item of the list\n- third item of the list\n\n"
+    "Done streaming now."
+)
+
+
+def _requirements() -> str | None:
+    if not os.path.exists(CHROMIUM):
+        return "chromium is not installed (apt-get install -y chromium)"
+    try:
+        import jupyterlab  # noqa: F401
+        import playwright.sync_api  # noqa: F401
+    except ImportError as exc:
+        return f"{exc.name} is not installed (pip install playwright jupyterlab)"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _notebook(path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import os\n%load_ext llm_magics\nurl = os.environ['FAKE_LLM_URL']\n"
+            "%llm register fake $url --model m"
+        ),
+        nbformat.v4.new_code_cell("print('cell above')"),
+        nbformat.v4.new_code_cell("%%llm fake --no-cache\nExplain streaming in Markdown."),
+        nbformat.v4.new_code_cell("print('cell below')"),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, str(path))
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    missing = _requirements()
+    if missing:
+        pytest.skip(missing)
+    root = tmp_path / "root"
+    root.mkdir()
+    _notebook(root / "stream.ipynb")
+    env = dict(os.environ)
+    for name in (
+        "JUPYTER_CONFIG_DIR",
+        "JUPYTER_RUNTIME_DIR",
+        "JUPYTERLAB_SETTINGS_DIR",
+        "JUPYTERLAB_WORKSPACES_DIR",
+        "IPYTHONDIR",
+    ):
+        (tmp_path / name.lower()).mkdir()
+        env[name] = str(tmp_path / name.lower())
+    notify = tmp_path / "jupyterlab_settings_dir" / "@jupyterlab" / "apputils-extension"
+    notify.mkdir(parents=True)
+    (notify / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    # Start the notebook's kernel without asking (else a "Select Kernel" dialog waits).
+    docmanager = tmp_path / "jupyterlab_settings_dir" / "@jupyterlab" / "docmanager-extension"
+    docmanager.mkdir(parents=True)
+    (docmanager / "plugin.jupyterlab-settings").write_text(
+        json.dumps({"autoStartDefaultKernel": True})
+    )
+    server = FakeOpenAIServer(answer=lambda body: ANSWER, chunk_delay=0.12, stream_chunk_words=1)
+    server.start()
+    env["FAKE_LLM_URL"] = server.base_url
+    port = _free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={TOKEN}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.expose_app_in_browser=True",
+        "--ServerApp.port_retries=0",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    log = open(tmp_path / "jupyterlab.log", "wb")  # noqa: SIM115 - closed in the finally
+    process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        "JupyterLab did not start:\n" + (tmp_path / "jupyterlab.log").read_text()
+                    ) from None
+                time.sleep(0.25)
+        yield {"base": base, "server": server}
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        log.close()
+        server.stop()
+
+
+def _output_text(page: Any, index: int) -> str:
+    text: str = page.evaluate(
+        """(i) => {
+            const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[i];
+            const out = cell && cell.querySelector('.jp-OutputArea');
+            return out ? out.innerText : '';
+        }""",
+        index,
+    )
+    return text
+
+
+def test_a_streamed_answer_renders_as_markdown_in_its_own_cell(lab: dict[str, Any]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        page = None
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"{lab['base']}/lab/tree/stream.ipynb?reset&token={TOKEN}")
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+            dialog = page.locator(".jp-Dialog button.jp-mod-accept")
+            with contextlib.suppress(Exception):  # only when the setting above is not honoured
+                dialog.click(timeout=3_000)
+            page.wait_for_selector(
+                ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000
+            )
+            # Not awaited: the command's promise settles only when every cell has run.
+            page.evaluate("() => { window.jupyterapp.commands.execute('runmenu:run-all'); }")
+
+            # Watch the %%llm cell's output while it grows.
+            samples: list[str] = []
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                text = _output_text(page, 2)
+                if text and (not samples or samples[-1] != text):
+                    samples.append(text)
+                if "Done streaming now." in text:
+                    break
+                time.sleep(0.05)
+            page.wait_for_function(
+                "() => document.querySelectorAll('.jp-Notebook .jp-Cell')[3]"
+                ".innerText.includes('cell below')",
+                timeout=30_000,
+            )
+            partial = [
+                s
+                for s in samples
+                if "Explain" not in s and "Done streaming" not in s and "Streaming works" in s
+            ]
+            print(f"the %%llm output was sampled at {len(partial)} growing lengths")
+            assert len(partial) >= 2, f"the answer should be seen growing, got {samples!r}"
+            assert all(len(a) < len(b) for a, b in itertools.pairwise(partial)), partial
+            final = _output_text(page, 2)
+            assert "Done streaming now." in final
+            rendered = page.evaluate(
+                """() => {
+                    const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[2];
+                    const md = cell.querySelector('.jp-OutputArea .jp-RenderedMarkdown');
+                    return md ? {h2: md.querySelector('h2')?.innerText,
+                                 strong: md.querySelector('strong')?.innerText,
+                                 items: md.querySelectorAll('li').length} : null;
+                }"""
+            )
+            assert rendered == {"h2": "Streaming works", "strong": "word by word", "items": 3}
+            assert "fake:m" in final, "the usage line sits under the answer"
+            above, below = _output_text(page, 1), _output_text(page, 3)
+            assert above.strip() == "cell above" and below.strip() == "cell below"
+            assert "Streaming works" not in _output_text(page, 0)
+        finally:
+            if page is not None:
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "jupyterlab_llm.png"), full_page=True)
+            browser.close()
