@@ -499,3 +499,14 @@ def test_json_output_of_o_is_plain_data_that_json_can_dump(ip: Any, fake: FakeOp
     fake.reply = '[1, 2, {"three": 3}]'
     run(ip, "-f json -o data", "list")
     assert json.dumps(ip.user_ns["data"]) == '[1, 2, {"three": 3}]'
+
+
+@pytest.mark.model
+def test_a_cell_on_the_embedded_local_model_streams_a_real_answer(ip: Any) -> None:
+    pytest.importorskip("llama_cpp", reason="the [local] extra is not installed")
+    captured = run(ip, "local -t 0 --max-tokens 20", "What is the capital of France?")
+    response = ip.user_ns["_llm"]
+    assert "Paris" in response.text and response.provider == "local"
+    updates = answer_outputs(captured)
+    assert len(updates) >= 3, "placeholder, then the text in several updates"
+    assert updates[-1]["data"]["text/markdown"] == response.text
