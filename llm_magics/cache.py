@@ -124,7 +124,11 @@ class JSONDisk(diskcache.Disk):
         raise _refuse(self._directory, f"stored with diskcache mode {mode}, not JSON bytes")
 
     def remove(self, file_path: str) -> None:
-        super().remove(self._inside(file_path))
+        try:
+            inside = self._inside(file_path)
+        except RefusedRow:
+            return  # the row goes; the file it named stays untouched
+        super().remove(inside)
 
     def _inside(self, filename: str) -> str:
         # A tampered row could name any file on disk (to read it, or to have it deleted on
