@@ -80,6 +80,16 @@ class _Media:
         self.filename: str | None = None
         self.source = ""
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Picklable (DataFrames of images are pickled and deep-copied); the lock is not.
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def _copy_from(self, other: _Media) -> None:
         with other._lock:
             self._data, self._path, self._url = other._data, other._path, other._url

@@ -184,6 +184,18 @@ def test_a_figure_becomes_a_png_of_exactly_the_size_it_reports_captured_when_wra
         plt.close(fig)
 
 
+def test_images_and_audio_survive_pickle_and_deepcopy_as_a_dataframe_would_need() -> None:
+    import copy
+    import pickle
+
+    img = lm.Image(np.zeros((4, 4), np.uint8))
+    clip = lm.Audio(np.zeros(80), rate=8000)
+    for original in (img, clip):
+        for clone in (pickle.loads(pickle.dumps(original)), copy.deepcopy(original)):
+            assert type(clone) is type(original)
+            assert clone.content_hash == original.content_hash
+
+
 def test_other_objects_are_refused_naming_what_is_accepted() -> None:
     with pytest.raises(lm.ConfigError, match=r"lm.Image cannot use a dict.*file path.*Figure"):
         lm.Image({"not": "an image"})
