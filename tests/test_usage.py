@@ -1,0 +1,182 @@
+"""Usage totals of the kernel (by session, model and provider; cached answers cost nothing now
+but keep their cost visible), their rendering, resets, the hook never failing a call, and
+token counting for estimates."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+import threading
+import types
+from collections.abc import Iterator
+
+import pytest
+
+import llm_magics as lm
+from llm_magics._types import ChatRequest, MediaPart, Message, Response, TextPart, Usage
+from llm_magics.pricing import reset_profiles
+from llm_magics.usage import (
+    MEDIA_TOKENS,
+    approximate_tokens,
+    count_tokens,
+    estimate_request_tokens,
+    record_response,
+)
+from tests.support.server import FakeOpenAIServer
+
+KEY = "sk-usage-test-key-00001111"
+# `from llm_magics import usage` may give the lm.usage() function of the same name.
+usage_module = importlib.import_module("llm_magics.usage")
+
+
+@pytest.fixture(autouse=True)
+def fresh_totals() -> Iterator[None]:
+    lm.reset_usage()
+    reset_profiles()
+    yield
+    lm.reset_usage()
+    reset_profiles()
+
+
+def test_usage_totals_by_session_model_and_provider_from_real_calls() -> None:
+    lm.set_price("fake:priced", input=1.0, output=2.0)
+    with FakeOpenAIServer() as srv:
+        lm.register("fake", srv.base_url, api_key=KEY)
+        priced = lm.client("fake:priced")
+        fresh = [priced.chat("one"), priced.chat("two")]
+        replay = priced.chat("one")  # from the response cache
+        unknown = lm.client("fake:unpriced").chat("three")
+    assert replay.cached and replay.cost == fresh[0].cost  # its original cost stays visible
+
+    report = lm.usage()
+    by_model = report.by_model["fake:priced"]
+    assert (by_model.calls, by_model.cache_hits) == (3, 1)
+    assert by_model.input_tokens == sum(r.usage.input_tokens for r in fresh)
+    assert by_model.output_tokens == sum(r.usage.output_tokens for r in fresh)
+    assert by_model.cost == pytest.approx(sum(r.cost or 0 for r in fresh))  # the hit adds 0
+    assert by_model.saved == pytest.approx(fresh[0].cost or 0)
+    assert report.by_model["fake:unpriced"].unpriced == 1
+    assert report.by_model["fake:unpriced"].input_tokens == unknown.usage.input_tokens
+    session = report.session
+    assert (session.calls, session.cache_hits, session.unpriced) == (4, 1, 1)
+    assert report.by_provider["fake"] == session
+    assert report.cost == pytest.approx(by_model.cost)
+
+
+def test_the_report_renders_as_a_table_and_says_what_is_unpriced() -> None:
+    record_response(Response("a", "gpt-4o-mini", "openai", usage=Usage(1_000, 100)))
+    record_response(Response("b", "mystery", "vllm", usage=Usage(10, 10)))
+    report = lm.usage()
+    markdown = report._repr_markdown_()
+    text = str(report)
+    for rendered in (markdown, text):
+        assert "openai:gpt-4o-mini" in rendered and "vllm:mystery" in rendered
+        assert "1 call of unknown price" in rendered
+        assert "1,000" in rendered
+    assert markdown.count("\n") >= 4 and markdown.startswith("| model")
+    assert report.to_dict()["session"]["calls"] == 2
+
+
+def test_reset_usage_starts_over_and_snapshots_do_not_change_afterwards() -> None:
+    record_response(Response("a", "gpt-4o", "openai", usage=Usage(10, 10)))
+    before = lm.usage()
+    lm.reset_usage()
+    record_response(Response("b", "gpt-4o", "openai", usage=Usage(10, 10)))
+    assert before.session.calls == 1
+    assert lm.usage().session.calls == 1
+    lm.reset_usage()
+    assert lm.usage().session.calls == 0
+    assert "No LLM calls" in str(lm.usage())
+
+
+def test_the_hook_fills_in_a_missing_cost_but_keeps_one_the_provider_gave() -> None:
+    computed = Response("a", "gpt-4o", "openai", usage=Usage(1_000, 0))
+    record_response(computed)
+    assert computed.cost is not None and computed.cost > 0
+    given = Response("a", "gpt-4o", "openai", usage=Usage(1_000, 0), cost=0.5)
+    record_response(given)
+    assert given.cost == 0.5
+
+
+def test_the_hook_never_fails_a_call(caplog: pytest.LogCaptureFixture) -> None:
+    # A provider body the cost code cannot read: the answer must still be delivered.
+    odd = Response(
+        "a", "gemini-2.5-flash", "gemini", usage=Usage(10, 10),
+        raw={"usageMetadata": {"promptTokensDetails": [{"modality": "AUDIO", "tokenCount": "x"}]}},
+    )  # fmt: skip
+    record_response(odd)
+    assert any("could not account" in r.getMessage() for r in caplog.records)
+
+
+def test_lm_usage_is_callable_whether_or_not_the_submodule_was_imported() -> None:
+    assert callable(lm.usage) and callable(usage_module)
+    assert lm.usage().session.calls == 0
+    assert usage_module().session.calls == 0
+
+
+def test_totals_stay_exact_when_threads_record_at_once() -> None:
+    def work() -> None:
+        for _ in range(500):
+            record_response(Response("a", "gpt-4o", "openai", usage=Usage(1, 1)))
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    session = lm.usage().session
+    assert (session.calls, session.input_tokens) == (4_000, 4_000)
+
+
+# --- token counting ------------------------------------------------------------------------
+
+
+def test_the_approximation_is_four_ascii_characters_or_one_other_character_per_token() -> None:
+    assert approximate_tokens("") == 0
+    assert approximate_tokens("abcd" * 25) == 25
+    assert approximate_tokens("abcde") == 2
+    assert approximate_tokens("日本語") == 3
+    assert count_tokens("hello world") == approximate_tokens("hello world")
+    # Non-OpenAI models never use tiktoken.
+    assert count_tokens("hello world", "anthropic:claude-haiku-4-5") == approximate_tokens(
+        "hello world"
+    )
+
+
+def test_when_tiktoken_cannot_load_its_encoding_offline_counting_falls_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broken = types.ModuleType("tiktoken")
+
+    def unavailable(*args: object) -> None:
+        raise OSError("no network to download the encoding")
+
+    broken.encoding_for_model = unavailable  # type: ignore[attr-defined]
+    broken.get_encoding = unavailable  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tiktoken", broken)
+    monkeypatch.setattr(usage_module, "_encodings", {})
+    text = "The quick brown fox jumps over the lazy dog."
+    assert count_tokens(text, "openai:gpt-4o-mini") == approximate_tokens(text)
+
+
+def test_a_request_estimate_counts_system_messages_media_and_the_answer_budget() -> None:
+    image = MediaPart("image", "image/png", data=b"png")
+    request = ChatRequest(
+        model="gpt-4o-mini",
+        messages=[
+            Message("user", "What is in this picture, in detail?"),
+            Message("user", [TextPart("And this one?"), image]),
+        ],
+        system="Answer briefly.",
+        max_tokens=200,
+    )
+    text_tokens = sum(
+        approximate_tokens(t)
+        for t in ("Answer briefly.", "What is in this picture, in detail?", "And this one?")
+    )
+    expected = text_tokens + 2 * usage_module.MESSAGE_OVERHEAD + MEDIA_TOKENS + 200
+    assert estimate_request_tokens(request) == expected
+    request.max_tokens = None
+    assert estimate_request_tokens(request) == expected - 200
+    assert math.isclose(estimate_request_tokens(request, exact=True), expected - 200)
