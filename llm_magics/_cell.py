@@ -87,26 +87,29 @@ class CellRun:
         view = AnswerView(fmt, interval=m.update_interval)
         m.last_view = view
         self.started = time.perf_counter()
-        if not (m.stream and not args.no_stream and client.provider.supports_stream):
-            view.start()
-            response: Response = client.chat(request, **options)
-            view.text = response.text
-        else:
-            stream = client.astream(request, **options)
-            view.start()
-            try:
+        streaming = m.stream and not args.no_stream and client.provider.supports_stream
+        stream = client.astream(request, **options) if streaming else None
+        view.start()
+        try:
+            if stream is None:
+                response: Response = client.chat(request, **options)
+                view.text = response.text
+            else:
                 pump(stream, view)
-            except KeyboardInterrupt:
-                kept = self.keep_partial(client, view, "interrupted")
-                raise _short_error(
-                    KeyboardInterrupt(),
-                    f"stopped the answer; the {kept} characters that arrived are in _llm",
-                ) from None
-            except StreamInterruptedError as exc:
-                self.keep_partial(client, view, "error")
-                raise _short_error(exc, f"{exc.message} (the partial answer is in _llm)") from None
-            assert stream.response is not None
-            response = stream.response
+                assert stream.response is not None
+                response = stream.response
+        except KeyboardInterrupt:
+            kept = self.keep_partial(client, view, "interrupted")
+            raise _short_error(
+                KeyboardInterrupt(),
+                f"stopped the answer; the {kept} characters that arrived are in _llm",
+            ) from None
+        except StreamInterruptedError as exc:
+            self.keep_partial(client, view, "error")
+            raise _short_error(exc, f"{exc.message} (the partial answer is in _llm)") from None
+        except BaseException:
+            view.discard()  # no "…" left standing above the error
+            raise
 
         value: Any = response
         if args.schema or fmt == "json":

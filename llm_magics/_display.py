@@ -122,6 +122,11 @@ class AnswerView:
         if self.first_update_at is None:
             self.first_update_at = self._last
 
+    def discard(self) -> None:
+        """Blank the placeholder when the request failed before any text arrived."""
+        if self._handle is not None and self.updates == 0:
+            self.show({"text/plain": ""})
+
     def finish(self, data: dict[str, Any] | None = None) -> None:
         """The final state: ``data`` when given (parsed JSON, a marker), else the full text."""
         if data is not None:

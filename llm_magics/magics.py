@@ -69,6 +69,7 @@ single or doubled, stays as written, so code such as {"a": {"b": 1}} or { return
 reaches the model unchanged. An unknown name is an error, except inside
 ``` fenced blocks, `inline code` and $math$, where it stays as written (f-strings in pasted
 code, LaTeX such as \\frac{a}{b}). --raw turns all of this off.
+(The %%llm line itself is expanded by IPython first, as for every magic: $name.)
 
 Line magic::
 

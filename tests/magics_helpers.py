@@ -136,6 +136,7 @@ class FakeOpenAI:
         self.status = status
         self.error = error
         self.sent = 0
+        self.latency = 0.0  # before the response starts
         self.delays: list[float] = []  # per-gap delays before the 2nd, 3rd, ... event
         self.cut_after: int | None = None
         self.on_chunk: Callable[[int], None] | None = None
@@ -177,6 +178,8 @@ class FakeOpenAI:
             )
         body = json.loads(request.content)
         text = self.text_for(body)
+        if self.latency:
+            await asyncio.sleep(self.latency)
         if not body.get("stream"):
             return httpx2.Response(200, json=completion(text))
         words = [w + " " for w in text.split(" ")]

@@ -111,10 +111,10 @@ def test_err_records_syntax_errors_and_failed_llm_cells_too(ip: Any, fake: FakeO
     with capture_output():
         ip.run_cell("def broken(:\n    pass")
     assert "SyntaxError" in sent(ip, fake, "{Err[-1]}")
-    fake.status = 500
+    fake.status = 400
     with capture_output():
         ip.run_cell("%%llm --no-cache\nhi\n")
-    assert magics_of(ip).errors[-1].type == "ProviderError"
+    assert magics_of(ip).errors[-1].type == "BadRequestError"
 
 
 def test_err_before_any_failure_is_a_usage_error(ip: Any, fake: FakeOpenAI) -> None:

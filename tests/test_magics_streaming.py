@@ -202,3 +202,27 @@ def test_first_token_time_is_shown_under_a_streamed_answer(ip: Any, fake: FakeOp
         ip.run_cell_magic("llm", "", "hello")
     usage = [o for o in outputs(captured) if "llm-magics-usage" in o["data"].get("text/html", "")]
     assert "first token" in usage[0]["data"]["text/plain"]
+
+
+def test_ctrl_c_while_waiting_for_a_whole_answer_is_one_line_too(
+    ip: Any, fake: FakeOpenAI, publisher: RecordingPublisher
+) -> None:
+    fake.latency = 3.0
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    started = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt) as info:
+        ip.run_cell_magic("llm", "--no-stream", "slow")
+    assert time.perf_counter() - started < 1.5
+    assert len(info.value._render_traceback_()) == 1  # type: ignore[attr-defined]
+    assert ip.user_ns["_llm"].finish_reason == "interrupted"
+    assert answer_texts(publisher)[-1] == "\n\n*[interrupted]*"
+
+
+def test_a_failed_request_leaves_no_placeholder_behind(
+    ip: Any, fake: FakeOpenAI, publisher: RecordingPublisher
+) -> None:
+    fake.status = 400
+    with pytest.raises(lm.BadRequestError):
+        ip.run_cell_magic("llm", "--no-cache", "hi")
+    assert answer_texts(publisher) == ["…", ""]
