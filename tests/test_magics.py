@@ -396,6 +396,12 @@ def test_image_options_take_variables_attributes_items_and_paths(
     assert all(u.startswith("data:image/png;base64,") for u in urls)
 
 
+def test_an_image_url_is_passed_as_a_url(ip: Any, fake: FakeOpenAI) -> None:
+    run(ip, "--image https://example.org/cat.png", "What animal?")
+    part = fake.bodies[-1]["messages"][-1]["content"][1]
+    assert part == {"type": "image_url", "image_url": {"url": "https://example.org/cat.png"}}
+
+
 def test_a_placeholder_holding_an_image_puts_it_at_that_place(ip: Any, fake: FakeOpenAI) -> None:
     ip.user_ns["before"] = lm.Image(_png())
     run(ip, "", "Look at {before} and tell me {{what}}")
