@@ -220,13 +220,20 @@ class ResponseCache:
 
     def key_for(self, provider: Provider, request: ChatRequest) -> str:
         """Hex SHA-256 of everything that can change the answer (never the API key)."""
-        payload = {
-            "v": FORMAT_VERSION,
-            "provider": provider.name,
-            "protocol": getattr(provider, "protocol", ""),
-            "base_url": provider.base_url.rstrip("/").lower(),
-            "request": request.fingerprint(),
-        }
+        fingerprint = request.fingerprint()
+        for name in ("temperature", "top_p"):
+            value = fingerprint.get(name)
+            if isinstance(value, float) and value.is_integer():
+                fingerprint[name] = int(value)
+        if fingerprint.get("extra"):
+            fingerprint["extra"] = _canonical(fingerprint["extra"])
+        payload = [
+            FORMAT_VERSION,
+            provider.name,
+            getattr(provider, "protocol", ""),
+            provider.base_url.rstrip("/").lower(),
+            fingerprint,
+        ]
         return request_digest(payload)
 
     def get(self, key: str) -> Response | None:
@@ -373,10 +380,28 @@ def _canonical(value: Any) -> Any:
 
 
 def request_digest(payload: Any) -> str:
-    text = json.dumps(
-        _canonical(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+    """SHA-256 of the canonical JSON of ``payload`` (sorted keys, no whitespace)."""
+    try:
+        # The fast path: a fingerprint is JSON already, apart from the odd value in ``extra``.
+        text = json.dumps(
+            payload,
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            default=_json_default,
+        )
+    except (TypeError, ValueError):  # e.g. dict keys of mixed types
+        text = json.dumps(
+            _canonical(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _json_default(value: Any) -> Any:
+    canonical = _canonical(value)
+    if canonical is value:
+        raise TypeError(f"cannot canonicalise {type(value).__name__}")
+    return canonical
 
 
 # --- configuration -----------------------------------------------------------------------
