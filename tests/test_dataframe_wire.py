@@ -286,3 +286,43 @@ def test_in_a_notebook_the_run_drives_the_progress_widget(
     assert (widget.bar.value, widget.bar.max, widget.bar.bar_style) == (4, 4, "success")
     assert "4/4 rows" in widget.text.value and "1 skipped" in widget.text.value
     assert "34 tokens" in widget.text.value  # two requests of 12 + 5 tokens
+
+
+def wav(seconds: float = 0.2, rate: int = 8000) -> bytes:
+    import io
+    import math
+    import struct
+    import wave
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        samples = (
+            int(8000 * math.sin(2 * math.pi * 440 * i / rate)) for i in range(int(seconds * rate))
+        )
+        out.writeframes(b"".join(struct.pack("<h", s) for s in samples))
+    return buf.getvalue()
+
+
+def test_audio_columns_become_input_audio_parts_of_the_request(backend: Backend, tmp_path) -> None:
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(wav())
+    frame = pd.DataFrame({"clip": [str(clip), wav(0.3)], "n": [1, 2]})
+    client = lm.client(
+        "openai:gpt-4o-audio-preview",
+        api_key="sk-test-dataframe-0123456789",
+        base_url="http://llm.test/v1",
+        transport=backend.transport(),
+    )
+    out = frame.llm.map("Transcribe clip {n}: {clip:audio}", model=client, progress=False)
+    assert out["llm_error"].isna().all() and backend.count == 2
+    parts = backend.bodies[0]["messages"][-1]["content"]
+    assert parts[0] == {"type": "text", "text": "Transcribe clip 1: "}
+    assert parts[1]["type"] == "input_audio" and parts[1]["input_audio"]["format"] == "wav"
+    out = frame.llm.map("Transcribe", audio=["clip"], model=client, progress=False, cache=False)
+    assert [p["type"] for p in backend.bodies[-1]["messages"][-1]["content"]] == [
+        "text",
+        "input_audio",
+    ]
