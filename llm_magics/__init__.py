@@ -32,8 +32,8 @@ from ._errors import (
 if TYPE_CHECKING:
     from ._client import Client
     from ._types import Message, Response, ToolCall, Transcript, Usage
-    from .media import Audio, Image
     from .cache import cache_stats, clear_cache
+    from .media import Audio, Image
     from .pricing import model_profile, register_model_profile, set_price
     from .serve import serve_local
     from .tools import tool
