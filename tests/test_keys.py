@@ -18,7 +18,7 @@ import llm_magics as lm
 from llm_magics import _loop
 from llm_magics._http import RetryPolicy
 from llm_magics.keys import COOLDOWN_MAX, MINUTE, APIKey, KeyPool, RateLimits
-from tests.support.server import FakeOpenAIServer
+from tests.support.server import FakeOpenAIServer, SendLog
 
 SECRETS = ["sk-test-alpha-0000AAAA", "sk-test-bravo-1111BBBB", "sk-test-charlie-2222CCCC"]
 
@@ -279,35 +279,6 @@ def limited_server() -> Iterator[FakeOpenAIServer]:
     # not held against it; the exact check is on the client side (SendLog).
     with FakeOpenAIServer(rpm=R, time_scale=SCALE, latency=0.01, violation_grace=1.0) as srv:
         yield srv
-
-
-class SendLog:
-    """When each request was handed to the provider, on which key, and every 429 the pool
-    was told about, on the shared clock."""
-
-    def __init__(self, client: lm.Client, clock: Any) -> None:
-        self.sends: list[tuple[float, str]] = []
-        self.cooldowns: list[tuple[float, str, float]] = []
-        chat, rate_limited = client.provider.chat, client.keys.rate_limited  # type: ignore[union-attr]
-
-        async def logged_chat(request: Any, key: Any, timeouts: Any) -> Any:
-            self.sends.append((clock(), key.hint))
-            return await chat(request, key, timeouts)
-
-        def logged_rate_limited(key: Any, retry_after: float | None) -> None:
-            now = clock()
-            self.cooldowns.append((now, key.hint, now + (retry_after or 0.0)))
-            rate_limited(key, retry_after)
-
-        client.provider.chat = logged_chat  # type: ignore[method-assign]
-        client.keys.rate_limited = logged_rate_limited  # type: ignore[union-attr,method-assign]
-
-    def sent_before_retry_after(self) -> list[tuple[float, str]]:
-        return [
-            (t, k)
-            for t, k in self.sends
-            if any(k == hint and learned <= t < until for learned, hint, until in self.cooldowns)
-        ]
 
 
 def rotating_client(srv: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> lm.Client:

@@ -14,7 +14,8 @@ Faults, all optional: a fixed ``latency``; per-key request limits over a sliding
 request that arrives on a key before the Retry-After the server gave that key is recorded in
 ``stats().early`` (a client that honours Retry-After has none; requests already in flight
 when the 429 left, i.e. within ``violation_grace`` real seconds of it, are not held against
-the client); a random ``fail_rate`` of 500s (seeded); 401 for ``dead_keys`` (and for any key
+the client; a server with a backlog can still count those, so the exact check is
+:class:`SendLog`, on the client side); a random ``fail_rate`` of 500s (seeded); 401 for ``dead_keys`` (and for any key
 not in ``valid_keys`` when given); a stream that drops its connection after
 ``drop_stream_after`` chunks.
 
@@ -52,7 +53,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["FakeOpenAIServer", "ServerConfig", "ServerStats", "answer_for"]
+__all__ = ["FakeOpenAIServer", "SendLog", "ServerConfig", "ServerStats", "answer_for"]
 
 
 @dataclass
@@ -468,6 +469,39 @@ class FakeOpenAIServer:
 
     def status_counts(self) -> Counter[int]:
         return Counter(self.stats().statuses)
+
+
+class SendLog:
+    """Client-side truth for "no request sent before its Retry-After": when the client under
+    test handed each request to its provider, on which key, and every 429 its key pool was
+    told about (and until when), on ``clock`` (the server's, when it is sped up).
+
+    The server's own ``stats().early`` cannot tell a request sent too early from one that
+    was already sent (or queued in the server) when the 429 left; this can."""
+
+    def __init__(self, client: Any, clock: Callable[[], float]) -> None:
+        self.sends: list[tuple[float, str]] = []
+        self.cooldowns: list[tuple[float, str, float]] = []
+        chat, rate_limited = client.provider.chat, client.keys.rate_limited
+
+        async def logged_chat(request: Any, key: Any, timeouts: Any) -> Any:
+            self.sends.append((clock(), key.hint))
+            return await chat(request, key, timeouts)
+
+        def logged_rate_limited(key: Any, retry_after: float | None) -> None:
+            now = clock()
+            self.cooldowns.append((now, key.hint, now + (retry_after or 0.0)))
+            rate_limited(key, retry_after)
+
+        client.provider.chat = logged_chat
+        client.keys.rate_limited = logged_rate_limited
+
+    def sent_before_retry_after(self) -> list[tuple[float, str]]:
+        """Requests sent on a key after its 429 arrived and before its Retry-After passed."""
+        by_key: dict[str, list[tuple[float, float]]] = {}
+        for learned, hint, until in self.cooldowns:
+            by_key.setdefault(hint, []).append((learned, until))
+        return [(t, k) for t, k in self.sends if any(a <= t < b for a, b in by_key.get(k, ()))]
 
 
 def _serve_in_this_process(config_json: str) -> None:
