@@ -26,12 +26,17 @@ evicted first) and ``LLM_MAGICS_CACHE_TTL`` (seconds, or ``30m``, ``12h``, ``7d`
 no expiry), or the ``size_limit=`` / ``ttl=`` arguments of :class:`ResponseCache`.
 
 Thread and process safety: one directory may be shared by threads and by processes (two
-kernels): diskcache keeps each entry in SQLite (WAL) and writes values atomically. A failing
+kernels): diskcache keeps each entry in SQLite (WAL) and writes values atomically. Writes go
+through one writer thread per cache that commits what arrived in the last 20 ms as one
+transaction: an answer is readable in this process at once and on disk within tens of
+milliseconds; pending answers are flushed before ``stats``/``clear`` and at interpreter exit
+(a Ctrl-C does not stop the writer). Fork safety: a forked child starts its own writer. A failing
 cache never fails a call: errors are logged and the call goes to the provider.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
@@ -42,6 +47,7 @@ import sqlite3
 import stat
 import threading
 import time
+import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -209,9 +215,21 @@ class ResponseCache:
             size_limit=self.size_limit,
             eviction_policy="least-recently-stored",
             tag_index=True,
+            # Culling inside a batched transaction over-evicts (freed pages only shrink the
+            # file at commit), so the writer culls after each commit instead.
+            cull_limit=0,
         )
         self._lock = threading.Lock()
         self.hits = self.misses = self.writes = 0
+        # Writes are handed to one writer thread that commits them in batches: one SQLite
+        # transaction per batch instead of per answer. At hundreds of answers per second the
+        # per-answer commit was the largest cost of a cached df.llm.map run. Pending writes
+        # are visible to get() at once, and flushed at exit and before stats/clear.
+        self._pending: dict[str, tuple[bytes, str, float]] = {}
+        self._pending_changed = threading.Condition(self._lock)
+        self._writer: threading.Thread | None = None
+        self._writer_pid: int | None = None
+        _open_caches.add(self)
 
     def __repr__(self) -> str:
         return f"ResponseCache({str(self.directory)!r})"
@@ -237,8 +255,12 @@ class ResponseCache:
         return request_digest(payload)
 
     def get(self, key: str) -> Response | None:
+        with self._lock:
+            pending = self._pending.get(key)
+        if pending is not None and self.ttl is not None and _now() - pending[2] > self.ttl:
+            pending = None  # expired before it even reached the disk
         try:
-            data = self._store.get(key, retry=True)
+            data = pending[0] if pending is not None else self._store.get(key, retry=True)
         except (sqlite3.Error, diskcache.Timeout, OSError) as exc:
             log.warning("response cache read failed (%s); asking the provider instead", exc)
             data = None
@@ -251,26 +273,76 @@ class ResponseCache:
         return response
 
     def put(self, key: str, response: Response) -> None:
+        """Store an answer. It is readable through :meth:`get` at once and reaches the disk
+        within milliseconds (a batch commit on the writer thread); :meth:`flush` waits."""
         body = self._encode(response)
         if body is None:
             return
+        with self._pending_changed:
+            self._pending[key] = (body, f"{response.provider}:{response.model}", _now())
+            self._pending_changed.notify_all()
+            if (
+                self._writer is None
+                or self._writer_pid != os.getpid()
+                or not self._writer.is_alive()
+            ):
+                self._writer = threading.Thread(
+                    target=self._write_pending, name="llm_magics-cache-writer", daemon=True
+                )
+                self._writer_pid = os.getpid()
+                self._writer.start()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every pending write is on disk; False if that took over ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._pending_changed:
+            while self._pending and self._writer is not None and self._writer.is_alive():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._pending_changed.wait(remaining)
+            if self._pending:  # no writer (e.g. after fork): write here
+                batch = dict(self._pending)
+            else:
+                return True
+        self._commit(batch)
+        return True
+
+    def _write_pending(self) -> None:
+        while True:
+            with self._pending_changed:
+                while not self._pending:
+                    self._pending_changed.wait()
+            # Let answers that arrive together share one commit: at hundreds of answers per
+            # second a 20 ms window turns hundreds of commits into tens.
+            time.sleep(_BATCH_WINDOW)
+            with self._pending_changed:
+                batch = dict(self._pending)
+            self._commit(batch)
+
+    def _commit(self, batch: dict[str, tuple[bytes, str, float]]) -> None:
         try:
-            self._store.set(
-                key,
-                body,
-                expire=self.ttl,
-                tag=f"{response.provider}:{response.model}",
-                retry=True,
-            )
+            with self._store.transact(retry=True):
+                now = _now()
+                for key, (body, tag, stored) in batch.items():
+                    # The TTL counts from put(), not from this commit.
+                    expire = None if self.ttl is None else self.ttl - (now - stored)
+                    self._store.set(key, body, expire=expire, tag=tag, retry=True)
+            if self._store.volume() > self.size_limit:
+                self._store.cull(retry=True)
         except (sqlite3.Error, diskcache.Timeout, OSError) as exc:
-            log.warning("response cache write failed (%s); the answer is not cached", exc)
-            return
-        with self._lock:
-            self.writes += 1
+            log.warning("response cache write failed (%s); %d answers not cached", exc, len(batch))
+        with self._pending_changed:
+            for key, entry in batch.items():
+                if self._pending.get(key) is entry:
+                    del self._pending[key]
+            self.writes += len(batch)
+            self._pending_changed.notify_all()
 
     # --- management ----------------------------------------------------------------------
 
     def stats(self) -> CacheStats:
+        self.flush()
         with self._lock:
             hits, misses, writes = self.hits, self.misses, self.writes
         return CacheStats(
@@ -288,6 +360,7 @@ class ResponseCache:
     def clear(self, model: str | None = None, *, expired: bool = False) -> int:
         """Remove entries; returns how many. ``model``: only that ``provider:model`` (dated
         snapshots included) or every model of ``provider``; ``expired``: only expired ones."""
+        self.flush()
         if expired:
             return int(self._store.expire(retry=True))
         if model is None:
@@ -299,6 +372,7 @@ class ResponseCache:
         return removed
 
     def close(self) -> None:
+        self.flush()
         self._store.close()
 
     def _tags(self) -> list[str]:
@@ -478,6 +552,24 @@ def _ttl_from_env() -> float | None:
 
 
 # --- the kernel's cache ------------------------------------------------------------------
+
+_BATCH_WINDOW = 0.02
+
+
+def _now() -> float:
+    """The cache's clock is diskcache's (looked up per call, so a test can move it)."""
+    return float(diskcache.core.time.time())
+
+
+# Every cache with a writer thread, so pending answers reach the disk before the process ends.
+_open_caches: weakref.WeakSet[ResponseCache] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all() -> None:
+    for cache in list(_open_caches):
+        cache.flush(timeout=10.0)
+
 
 _defaults_lock = threading.Lock()
 _defaults: dict[tuple[str, int, float | None], ResponseCache] = {}

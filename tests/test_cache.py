@@ -23,7 +23,7 @@ import pytest
 
 import llm_magics as lm
 from llm_magics._types import MediaPart, Response, Usage
-from llm_magics.cache import JSONDisk, ResponseCache, default_cache
+from llm_magics.cache import JSONDisk, ResponseCache, _flush_all, default_cache
 from llm_magics.providers.openai_compat import OpenAICompatProvider
 from tests.support.server import FakeOpenAIServer, answer_for
 
@@ -200,6 +200,7 @@ def test_the_api_key_is_not_part_of_the_key_and_never_reaches_the_cache_files(
     second = client(srv, api_key=KEY_B).chat("same question")
     assert second.cached and second.text == first.text
     assert srv.request_count == 1
+    _flush_all()  # answers reach the disk on the writer thread; the test reads the disk
     files = [p for p in cache_dir().rglob("*") if p.is_file()]
     assert files
     blob = b"".join(p.read_bytes() for p in files)
@@ -223,6 +224,7 @@ class _Payload:
 
 
 def _tamper(directory: Path, key: str, *, value: bytes | None, filename: str | None) -> None:
+    _flush_all()  # the row must be on disk before it can be tampered with
     with sqlite3.connect(directory / "cache.db") as db:
         updated = db.execute(
             "UPDATE Cache SET mode = 4, value = ?, filename = ? WHERE key = ?",
@@ -275,6 +277,7 @@ def test_a_row_naming_a_file_outside_the_cache_directory_is_refused(tmp_path: Pa
     directory = tmp_path / "c"
     cache = ResponseCache(directory)
     cache.put("k", Response("fine", "m", "p"))
+    cache.flush()
     with sqlite3.connect(directory / "cache.db") as db:
         db.execute(
             "UPDATE Cache SET mode = 2, value = NULL, filename = ? WHERE key = 'k'",
