@@ -111,6 +111,8 @@ class RateLimits:
 
     def or_else(self, other: RateLimits) -> RateLimits:
         """Each limit from ``self`` when set, else from ``other``."""
+        if other == _NO_LIMITS or self == other:
+            return self
         return RateLimits(
             self.rpm if self.rpm is not None else other.rpm,
             self.rpd if self.rpd is not None else other.rpd,
@@ -119,6 +121,11 @@ class RateLimits:
 
 
 _NO_LIMITS = RateLimits()
+
+
+@functools.lru_cache(maxsize=256)
+def _limits(rpm: int | None, rpd: int | None, tpm: int | None) -> RateLimits:
+    return RateLimits(rpm, rpd, tpm)
 
 
 @functools.lru_cache(maxsize=64)
@@ -130,11 +137,25 @@ def env_prefix(provider: str) -> str:
 def limits_from_env(provider: str) -> RateLimits:
     """``<P>_RPM_LIMIT``, ``<P>_RPD_LIMIT``, ``<P>_TPM_LIMIT``; a bad value is a ConfigError
     naming the variable."""
+    names = _limit_env_names(provider)
+    return _parse_env_limits(provider, tuple(os.environ.get(n, "") for n in names))
+
+
+@functools.lru_cache(maxsize=64)
+def _limit_env_names(provider: str) -> tuple[str, str, str]:
     prefix = env_prefix(provider)
+    return (f"{prefix}_RPM_LIMIT", f"{prefix}_RPD_LIMIT", f"{prefix}_TPM_LIMIT")
+
+
+# Called on every acquire(): the parse is cached by the variables' raw values, so a changed
+# environment still takes effect at once.
+@functools.lru_cache(maxsize=256)
+def _parse_env_limits(provider: str, raws: tuple[str, ...]) -> RateLimits:
     found: dict[str, int | None] = {}
-    for kind in ("rpm", "rpd", "tpm"):
-        name = f"{prefix}_{kind.upper()}_LIMIT"
-        raw = os.environ.get(name, "").strip()
+    for kind, name, text in zip(
+        ("rpm", "rpd", "tpm"), _limit_env_names(provider), raws, strict=True
+    ):
+        raw = text.strip()
         if not raw:
             found[kind] = None
             continue
@@ -280,7 +301,7 @@ class KeyPool:
 
             profile = profile_for(self.provider, model)
             if profile is not None:
-                found = found.or_else(RateLimits(profile.rpm, profile.rpd, profile.tpm))
+                found = found.or_else(_limits(profile.rpm, profile.rpd, profile.tpm))
         return found
 
     async def acquire(self, estimated_tokens: int = 0, *, model: str | None = None) -> APIKey:
