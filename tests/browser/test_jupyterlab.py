@@ -79,6 +79,29 @@ def _notebook(path: Path) -> None:
     nbformat.write(nb, str(path))
 
 
+def _frame_notebook(path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import os\nimport pandas as pd\nimport llm_magics as lm\n"
+            "lm.register('fake', os.environ['FAKE_LLM_URL'], default_model='m')"
+        ),
+        nbformat.v4.new_code_cell(
+            "df = pd.DataFrame({'review': [f'review number {i}' for i in range(12)]})\n"
+            "out = df.llm.map('Classify: {review}', model='fake:m', cache=False, concurrency=4)\n"
+            "print('rows', len(out), 'errors', int(out['llm_error'].notna().sum()))"
+        ),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, str(path))
+
+
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
     missing = _requirements()
@@ -87,6 +110,7 @@ def lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
     root = tmp_path / "root"
     root.mkdir()
     _notebook(root / "stream.ipynb")
+    _frame_notebook(root / "frame.ipynb")
     env = dict(os.environ)
     for name in (
         "JUPYTER_CONFIG_DIR",
@@ -165,38 +189,39 @@ def _output_text(page: Any, index: int) -> str:
     return text
 
 
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def _open_and_run_all(page: Any, base: str, notebook: str) -> None:
+    page.goto(f"{base}/lab/tree/{notebook}?reset&token={TOKEN}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    dialog = page.locator(".jp-Dialog button.jp-mod-accept")
+    with contextlib.suppress(Exception):  # only when the kernel setting is not honoured
+        dialog.click(timeout=3_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+    # Not awaited: the command's promise settles only when every cell has run.
+    page.evaluate("() => { window.jupyterapp.commands.execute('runmenu:run-all'); }")
+
+
 def test_a_streamed_answer_renders_as_markdown_in_its_own_cell(lab: dict[str, Any]) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
-        )
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = None
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(f"{lab['base']}/lab/tree/stream.ipynb?reset&token={TOKEN}")
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-            dialog = page.locator(".jp-Dialog button.jp-mod-accept")
-            with contextlib.suppress(Exception):  # only when the setting above is not honoured
-                dialog.click(timeout=3_000)
-            page.wait_for_selector(
-                ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000
-            )
-            # Not awaited: the command's promise settles only when every cell has run.
-            page.evaluate("() => { window.jupyterapp.commands.execute('runmenu:run-all'); }")
+            _open_and_run_all(page, lab["base"], "stream.ipynb")
 
             # Watch the %%llm cell's output while it grows.
             samples: list[str] = []
@@ -241,4 +266,38 @@ def test_a_streamed_answer_renders_as_markdown_in_its_own_cell(lab: dict[str, An
             if page is not None:
                 ARTIFACTS.mkdir(exist_ok=True)
                 page.screenshot(path=str(ARTIFACTS / "jupyterlab_llm.png"), full_page=True)
+            browser.close()
+
+
+def test_the_dataframe_progress_widget_renders_and_reports_every_row(lab: dict[str, Any]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = None
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            _open_and_run_all(page, lab["base"], "frame.ipynb")
+            page.wait_for_function(
+                "() => document.querySelectorAll('.jp-Notebook .jp-Cell')[1]"
+                ".innerText.includes('rows 12 errors 0')",
+                timeout=90_000,
+            )
+            widget = page.evaluate(
+                """() => {
+                    const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[1];
+                    const box = cell.querySelector('.llm-magics-progress');
+                    return box ? {text: box.innerText,
+                                  bar: !!box.querySelector('.llm-magics-progress-bar'),
+                                  failed: cell.innerText.includes('Error displaying widget')}
+                               : null;
+                }"""
+            )
+            assert widget is not None, "no progress widget in the df.llm.map cell"
+            assert widget["bar"] and not widget["failed"]
+            assert "12/12 rows" in widget["text"] and "0 errors" in widget["text"], widget
+        finally:
+            if page is not None:
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "jupyterlab_progress.png"), full_page=True)
             browser.close()
