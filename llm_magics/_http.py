@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -132,6 +132,9 @@ _DEFAULT_CONTEXT_MARKERS = (
 
 
 _clients_lock = threading.Lock()
+# (loop, transport, client) of the last lookup; the loop by weak reference so a finished
+# loop (asyncio.run in a script) can still be collected.
+_last_client: tuple[weakref.ref[asyncio.AbstractEventLoop], Any, httpx2.AsyncClient] | None = None
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, httpx2.AsyncClient]] = (
     weakref.WeakKeyDictionary()
 )
@@ -139,9 +142,18 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, httpx2.
 
 def get_client(transport: Any = None) -> httpx2.AsyncClient:
     """The pooled AsyncClient of the running loop (one per transport, for tests)."""
+    loop = asyncio.get_running_loop()
+    # Fast path: the same loop and transport as last time (every request of a batch).
+    last = _last_client
+    if last is not None and last[0]() is loop and last[1] is transport and not last[2].is_closed:
+        return last[2]
+    return _get_client_slow(loop, transport)
+
+
+def _get_client_slow(loop: asyncio.AbstractEventLoop, transport: Any) -> httpx2.AsyncClient:
+    global _last_client
     import httpx2
 
-    loop = asyncio.get_running_loop()
     with _clients_lock:
         per_loop = _clients.setdefault(loop, {})
         key = id(transport)
@@ -159,6 +171,7 @@ def get_client(transport: Any = None) -> httpx2.AsyncClient:
                 trust_env=True,
             )
             per_loop[key] = client
+        _last_client = (weakref.ref(loop), transport, client)
         return client
 
 
@@ -324,37 +337,49 @@ def _safe_text(response: httpx2.Response) -> str:
         return ""
 
 
-@contextlib.contextmanager
-def translate_transport_errors(
-    ctx: ErrorContext, *, partial: Callable[[], str] | None = None
-) -> Iterator[None]:
+class translate_transport_errors:
     """Map httpx2's exceptions to ours, ``from`` the original. When ``partial`` returns text,
-    the failure happened mid-stream: raise StreamInterruptedError keeping that text."""
-    import httpx2
+    the failure happened mid-stream: raise StreamInterruptedError keeping that text.
 
-    try:
-        yield
-    except httpx2.TimeoutException as exc:
-        arrived = partial() if partial else ""
-        if arrived:
-            raise _interrupted(ctx, exc, arrived) from exc
-        raise errors.TimeoutError(
-            f"{ctx.provider} did not answer in time ({type(exc).__name__}). Raise timeout= or "
-            "try again.",
-            provider=ctx.provider,
-            model=ctx.model,
-            request=_request_of(exc),
-        ) from exc
-    except (httpx2.TransportError, httpx2.StreamError) as exc:
-        arrived = partial() if partial else ""
-        if arrived:
-            raise _interrupted(ctx, exc, arrived) from exc
-        raise errors.APIConnectionError(
-            f"could not reach {ctx.provider}: {type(exc).__name__}: {exc}",
-            provider=ctx.provider,
-            model=ctx.model,
-            request=_request_of(exc),
-        ) from exc
+    A class rather than a generator-based context manager: it wraps every request, and the
+    generator form costs several microseconds each time."""
+
+    __slots__ = ("ctx", "partial")
+
+    def __init__(self, ctx: ErrorContext, *, partial: Callable[[], str] | None = None) -> None:
+        self.ctx = ctx
+        self.partial = partial
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc is None or not isinstance(exc, Exception):
+            return
+        import httpx2
+
+        ctx = self.ctx
+        if isinstance(exc, httpx2.TimeoutException):
+            arrived = self.partial() if self.partial else ""
+            if arrived:
+                raise _interrupted(ctx, exc, arrived) from exc
+            raise errors.TimeoutError(
+                f"{ctx.provider} did not answer in time ({type(exc).__name__}). Raise timeout= "
+                "or try again.",
+                provider=ctx.provider,
+                model=ctx.model,
+                request=_request_of(exc),
+            ) from exc
+        if isinstance(exc, httpx2.TransportError | httpx2.StreamError):
+            arrived = self.partial() if self.partial else ""
+            if arrived:
+                raise _interrupted(ctx, exc, arrived) from exc
+            raise errors.APIConnectionError(
+                f"could not reach {ctx.provider}: {type(exc).__name__}: {exc}",
+                provider=ctx.provider,
+                model=ctx.model,
+                request=_request_of(exc),
+            ) from exc
 
 
 def _interrupted(ctx: ErrorContext, exc: Exception, arrived: str) -> errors.StreamInterruptedError:
