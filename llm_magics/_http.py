@@ -382,6 +382,32 @@ class translate_transport_errors:
             ) from exc
 
 
+def error_from_stream_event(
+    payload: Mapping[str, Any],
+    status: int,
+    response: httpx2.Response,
+    ctx: ErrorContext,
+    arrived: str,
+) -> errors.LLMError:
+    """An error object sent inside a 200 stream, as the exception the same error would have
+    been as an HTTP ``status``; once text has arrived, a StreamInterruptedError keeping it
+    (the mapped error is its ``__cause__``)."""
+    synthetic = type(response)(status, json=dict(payload), request=response.request)
+    exc = error_from_response(synthetic, ctx)
+    if not arrived:
+        return exc
+    interrupted = errors.StreamInterruptedError(
+        f"the {ctx.provider} stream broke after {len(arrived)} characters: {exc.message} "
+        "The partial answer is on .partial_text.",
+        partial_text=arrived,
+        status_code=status,
+        provider=ctx.provider,
+        model=ctx.model,
+    )
+    interrupted.__cause__ = exc
+    return interrupted
+
+
 def _interrupted(ctx: ErrorContext, exc: Exception, arrived: str) -> errors.StreamInterruptedError:
     return errors.StreamInterruptedError(
         f"the {ctx.provider} stream broke after {len(arrived)} characters "

@@ -33,7 +33,7 @@ from .._errors import LLMError, ProviderError, StreamInterruptedError
 from .._http import (
     ErrorContext,
     Timeouts,
-    error_from_response,
+    error_from_stream_event,
     iter_sse,
     request_json,
     stream_request,
@@ -478,20 +478,7 @@ def _stream_error(
     would have been as an HTTP status; after text arrived, a StreamInterruptedError keeping it."""
     error = payload.get("error") or {}
     status = _STREAM_ERROR_STATUS.get(str(error.get("type")), 500)
-    synthetic = type(response)(status, json=dict(payload), request=response.request)
-    exc = error_from_response(synthetic, ctx)
-    if not arrived:
-        return exc
-    interrupted = StreamInterruptedError(
-        f"the {ctx.provider} stream broke after {len(arrived)} characters: {exc.message} "
-        "The partial answer is on .partial_text.",
-        partial_text=arrived,
-        status_code=status,
-        provider=ctx.provider,
-        model=ctx.model,
-    )
-    interrupted.__cause__ = exc
-    return interrupted
+    return error_from_stream_event(payload, status, response, ctx, arrived)
 
 
 def _truncated(ctx: ErrorContext, arrived: str) -> ProviderError:

@@ -39,7 +39,7 @@ from .._errors import BadRequestError, LLMError, ProviderError, StreamInterrupte
 from .._http import (
     ErrorContext,
     Timeouts,
-    error_from_response,
+    error_from_stream_event,
     iter_sse,
     request_json,
     stream_request,
@@ -504,20 +504,7 @@ def _stream_error(
     error = payload.get("error")
     code = error.get("code") if isinstance(error, Mapping) else None
     status = code if isinstance(code, int) and 400 <= code <= 599 else 500
-    synthetic = type(response)(status, json=dict(payload), request=response.request)
-    exc = error_from_response(synthetic, ctx)
-    if not arrived:
-        return exc
-    interrupted = StreamInterruptedError(
-        f"the {ctx.provider} stream broke after {len(arrived)} characters: {exc.message} "
-        "The partial answer is on .partial_text.",
-        partial_text=arrived,
-        status_code=status,
-        provider=ctx.provider,
-        model=ctx.model,
-    )
-    interrupted.__cause__ = exc
-    return interrupted
+    return error_from_stream_event(payload, status, response, ctx, arrived)
 
 
 def _truncated(ctx: ErrorContext, arrived: str) -> ProviderError:

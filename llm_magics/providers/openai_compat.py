@@ -15,8 +15,7 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
-from .._errors import ProviderError
-from .._http import Timeouts, error_message, iter_sse, request_json, stream_request
+from .._http import Timeouts, error_from_stream_event, iter_sse, request_json, stream_request
 from .._http import decode_event as _decode
 from .._types import (
     ChatRequest,
@@ -224,12 +223,11 @@ class OpenAICompatProvider(Provider):
                     break
                 chunk = _decode(data, ctx)
                 if "error" in chunk and not chunk.get("choices"):
-                    message, _ = error_message(chunk, data)
-                    raise ProviderError(
-                        f"{self.name} reported an error mid-stream: {message}",
-                        provider=self.name,
-                        model=request.model,
-                    )
+                    # Servers report failures after the 200 as an error object in the stream.
+                    error = chunk.get("error")
+                    code = error.get("code") if isinstance(error, dict) else None
+                    status = code if isinstance(code, int) and 400 <= code <= 599 else 500
+                    raise error_from_stream_event(chunk, status, response, ctx, "".join(text))
                 last = chunk
                 model = chunk.get("model") or model
                 usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage") or usage

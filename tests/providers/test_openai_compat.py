@@ -402,3 +402,23 @@ def test_negative_control_a_broken_body_is_rejected_by_the_validator() -> None:
         c.chat("hi", messages="not a list")  # `extra` overrides the real messages field
     assert transport.violations, "the validator accepted a body with messages as a string"
     assert "messages" in str(transport.violations[0])
+
+
+def test_an_error_object_mid_stream_raises_stream_interrupted_keeping_the_text() -> None:
+    events = [
+        chunk({"content": "Half an"}),
+        {"error": {"message": "upstream model crashed", "type": "server_error", "code": None}},
+    ]
+    body = "".join(f"data: {json.dumps(e)}\n\n" for e in events).encode()
+    # The error object is not a chunk, so only the request is validated here.
+    transport = SpecTransport(
+        "openai",
+        lambda r: httpx2.Response(200, content=body, headers={"content-type": "text/event-stream"}),
+        validate_responses=False,
+    )
+    c = lm.client("openai:gpt-4o-mini", api_key=KEY, transport=transport, cache=False)
+    with pytest.raises(lm.StreamInterruptedError, match="upstream model crashed") as info:
+        list(c.stream("hi"))
+    transport.assert_clean()
+    assert info.value.partial_text == "Half an"
+    assert len(transport.requests) == 1, "a stream that delivered text is not restarted"
