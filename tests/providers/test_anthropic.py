@@ -19,7 +19,7 @@ from tests.support.specs import SpecTransport, SpecViolation, load_spec, require
 
 pytestmark = requires_specs
 
-KEY = "sk-ant-test-0123456789abcdefWXYZ"
+KEY = "test-anthropic-key-0123456789WXYZ"  # a sentinel, shaped unlike a real key
 MODEL = "claude-haiku-4-5"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 PDF = b"%PDF-1.4\n%fake\n"
