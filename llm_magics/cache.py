@@ -36,7 +36,6 @@ cache never fails a call: errors are logged and the call goes to the provider.
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 import logging
@@ -47,7 +46,6 @@ import sqlite3
 import stat
 import threading
 import time
-import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 import diskcache
 from diskcache.core import MODE_BINARY, MODE_RAW, UNKNOWN
 
+from ._cache_writer import BatchWriter
 from ._errors import ConfigError
 from ._types import ChatRequest, Response
 
@@ -220,16 +219,8 @@ class ResponseCache:
             cull_limit=0,
         )
         self._lock = threading.Lock()
-        self.hits = self.misses = self.writes = 0
-        # Writes are handed to one writer thread that commits them in batches: one SQLite
-        # transaction per batch instead of per answer. At hundreds of answers per second the
-        # per-answer commit was the largest cost of a cached df.llm.map run. Pending writes
-        # are visible to get() at once, and flushed at exit and before stats/clear.
-        self._pending: dict[str, tuple[bytes, str, float]] = {}
-        self._pending_changed = threading.Condition(self._lock)
-        self._writer: threading.Thread | None = None
-        self._writer_pid: int | None = None
-        _open_caches.add(self)
+        self.hits = self.misses = 0
+        self._writer = BatchWriter(self._store, ttl=self.ttl, size_limit=self.size_limit)
 
     def __repr__(self) -> str:
         return f"ResponseCache({str(self.directory)!r})"
@@ -255,12 +246,9 @@ class ResponseCache:
         return request_digest(payload)
 
     def get(self, key: str) -> Response | None:
-        with self._lock:
-            pending = self._pending.get(key)
-        if pending is not None and self.ttl is not None and _now() - pending[2] > self.ttl:
-            pending = None  # expired before it even reached the disk
+        pending = self._writer.pending(key)
         try:
-            data = pending[0] if pending is not None else self._store.get(key, retry=True)
+            data = pending if pending is not None else self._store.get(key, retry=True)
         except (sqlite3.Error, diskcache.Timeout, OSError) as exc:
             log.warning("response cache read failed (%s); asking the provider instead", exc)
             data = None
@@ -278,66 +266,15 @@ class ResponseCache:
         body = self._encode(response)
         if body is None:
             return
-        with self._pending_changed:
-            self._pending[key] = (body, f"{response.provider}:{response.model}", _now())
-            self._pending_changed.notify_all()
-            if (
-                self._writer is None
-                or self._writer_pid != os.getpid()
-                or not self._writer.is_alive()
-            ):
-                self._writer = threading.Thread(
-                    target=self._write_pending, name="llm_magics-cache-writer", daemon=True
-                )
-                self._writer_pid = os.getpid()
-                self._writer.start()
+        self._writer.put(key, body, f"{response.provider}:{response.model}")
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until every pending write is on disk; False if that took over ``timeout``."""
-        deadline = time.monotonic() + timeout
-        with self._pending_changed:
-            while self._pending and self._writer is not None and self._writer.is_alive():
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._pending_changed.wait(remaining)
-            if self._pending:  # no writer (e.g. after fork): write here
-                batch = dict(self._pending)
-            else:
-                return True
-        self._commit(batch)
-        return True
+        """Wait until every answer put so far is on disk; False after ``timeout``."""
+        return self._writer.flush(timeout)
 
-    def _write_pending(self) -> None:
-        while True:
-            with self._pending_changed:
-                while not self._pending:
-                    self._pending_changed.wait()
-            # Let answers that arrive together share one commit: at hundreds of answers per
-            # second a 20 ms window turns hundreds of commits into tens.
-            time.sleep(_BATCH_WINDOW)
-            with self._pending_changed:
-                batch = dict(self._pending)
-            self._commit(batch)
-
-    def _commit(self, batch: dict[str, tuple[bytes, str, float]]) -> None:
-        try:
-            with self._store.transact(retry=True):
-                now = _now()
-                for key, (body, tag, stored) in batch.items():
-                    # The TTL counts from put(), not from this commit.
-                    expire = None if self.ttl is None else self.ttl - (now - stored)
-                    self._store.set(key, body, expire=expire, tag=tag, retry=True)
-            if self._store.volume() > self.size_limit:
-                self._store.cull(retry=True)
-        except (sqlite3.Error, diskcache.Timeout, OSError) as exc:
-            log.warning("response cache write failed (%s); %d answers not cached", exc, len(batch))
-        with self._pending_changed:
-            for key, entry in batch.items():
-                if self._pending.get(key) is entry:
-                    del self._pending[key]
-            self.writes += len(batch)
-            self._pending_changed.notify_all()
+    @property
+    def writes(self) -> int:
+        return self._writer.written
 
     # --- management ----------------------------------------------------------------------
 
@@ -552,24 +489,6 @@ def _ttl_from_env() -> float | None:
 
 
 # --- the kernel's cache ------------------------------------------------------------------
-
-_BATCH_WINDOW = 0.02
-
-
-def _now() -> float:
-    """The cache's clock is diskcache's (looked up per call, so a test can move it)."""
-    return float(diskcache.core.time.time())
-
-
-# Every cache with a writer thread, so pending answers reach the disk before the process ends.
-_open_caches: weakref.WeakSet[ResponseCache] = weakref.WeakSet()
-
-
-@atexit.register
-def _flush_all() -> None:
-    for cache in list(_open_caches):
-        cache.flush(timeout=10.0)
-
 
 _defaults_lock = threading.Lock()
 _defaults: dict[tuple[str, int, float | None], ResponseCache] = {}

@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 
 import llm_magics as lm
+from llm_magics._cache_writer import flush_all as _flush_all
 from llm_magics._types import MediaPart, Response, Usage
-from llm_magics.cache import JSONDisk, ResponseCache, _flush_all, default_cache
+from llm_magics.cache import JSONDisk, ResponseCache, default_cache
 from llm_magics.providers.openai_compat import OpenAICompatProvider
 from tests.support.server import FakeOpenAIServer, answer_for
 
