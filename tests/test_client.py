@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
@@ -17,6 +16,7 @@ import pytest
 
 import llm_magics as lm
 from llm_magics._http import RetryPolicy
+from tests.support.faults import Chunks, Sleeps
 
 KEY = "sk-secret-key-abcdefghijklmnopQRST"
 
@@ -39,16 +39,6 @@ def ok(text: str = "fine") -> httpx2.Response:
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         },
     )
-
-
-class Sleeps:
-    """An injected sleep that records how long the client wanted to wait."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
 
 
 def make_client(
@@ -175,31 +165,21 @@ def test_a_malformed_json_body_is_a_clear_provider_error() -> None:
         client.chat("hi")
 
 
-class CutStream(httpx2.AsyncByteStream):
-    """SSE that sends some events and then drops the connection."""
-
-    def __init__(self, pieces: list[str]) -> None:
-        self.pieces = pieces
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for piece in self.pieces:
-            event = {
-                "id": "x",
-                "object": "chat.completion.chunk",
-                "created": 1,
-                "model": "m",
-                "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
-            }
-            yield f"data: {json.dumps(event)}\n\n".encode()
-        raise httpx2.RemoteProtocolError(
-            "peer closed connection without sending complete message body"
-        )
-
-
 def sse_response(pieces: list[str]) -> httpx2.Response:
-    return httpx2.Response(
-        200, headers={"content-type": "text/event-stream"}, stream=CutStream(pieces)
-    )
+    """SSE that sends a delta per piece and then drops the connection."""
+    events = [
+        {
+            "id": "x",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+        }
+        for piece in pieces
+    ]
+    cut = httpx2.RemoteProtocolError("peer closed connection without sending complete message body")
+    stream = Chunks([f"data: {json.dumps(e)}\n\n".encode() for e in events], fail=cut)
+    return httpx2.Response(200, headers={"content-type": "text/event-stream"}, stream=stream)
 
 
 def test_a_stream_cut_mid_way_raises_stream_interrupted_keeping_the_partial_text() -> None:

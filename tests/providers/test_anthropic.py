@@ -5,7 +5,7 @@ and every response, error body and stream event the tests answer with is schema-
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx2
@@ -15,6 +15,7 @@ from pydantic import BaseModel
 import llm_magics as lm
 from llm_magics._http import RetryPolicy
 from llm_magics._types import MediaPart
+from tests.support.faults import Chunks, Sleeps
 from tests.support.specs import SpecTransport, SpecViolation, load_spec, requires_specs
 
 pytestmark = requires_specs
@@ -96,33 +97,9 @@ def text_stream_events(pieces: list[str], stop: str = "end_turn") -> list[dict[s
     return events
 
 
-class Chunks(httpx2.AsyncByteStream):
-    """A response body that arrives in pieces and may break after them (fault injection)."""
-
-    def __init__(self, chunks: list[bytes], fail: Exception | None = None) -> None:
-        self.chunks = chunks
-        self.fail = fail
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for chunk in self.chunks:
-            yield chunk
-        if self.fail is not None:
-            raise self.fail
-
-
 def streaming(body: bytes | Chunks) -> httpx2.Response:
     stream = body if isinstance(body, Chunks) else Chunks([body])
     return httpx2.Response(200, headers={"content-type": "text/event-stream"}, stream=stream)
-
-
-class Sleeps:
-    """A RetryPolicy sleep that records the delays instead of waiting."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
 
 
 def client_for(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx2
@@ -18,6 +18,7 @@ import llm_magics as lm
 from llm_magics._http import RetryPolicy
 from llm_magics._types import MediaPart
 from llm_magics.providers.ollama import OllamaProvider
+from tests.support.faults import Chunks, Sleeps
 from tests.support.specs import SpecTransport, SpecViolation, load_spec, requires_specs
 
 pytestmark = requires_specs
@@ -63,33 +64,9 @@ def text_lines(pieces: list[str]) -> list[dict[str, Any]]:
     return lines
 
 
-class Chunks(httpx2.AsyncByteStream):
-    """A response body that arrives in pieces and may break after them (fault injection)."""
-
-    def __init__(self, chunks: list[bytes], fail: Exception | None = None) -> None:
-        self.chunks = chunks
-        self.fail = fail
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for chunk in self.chunks:
-            yield chunk
-        if self.fail is not None:
-            raise self.fail
-
-
 def streaming(body: bytes | Chunks) -> httpx2.Response:
     stream = body if isinstance(body, Chunks) else Chunks([body])
     return httpx2.Response(200, headers={"content-type": "application/x-ndjson"}, stream=stream)
-
-
-class Sleeps:
-    """A RetryPolicy sleep that records the delays instead of waiting."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
 
 
 def policy(retries: int = 4, sleeps: Sleeps | None = None) -> RetryPolicy:
