@@ -408,6 +408,26 @@ def error_from_stream_event(
     return interrupted
 
 
+def truncated_stream_error(
+    ctx: ErrorContext, arrived: str, end_marker: str
+) -> errors.ProviderError:
+    """A stream that ended without its ``end_marker`` event: StreamInterruptedError keeping
+    the text that arrived, or a plain ProviderError when none did."""
+    if arrived:
+        return errors.StreamInterruptedError(
+            f"the {ctx.provider} stream ended after {len(arrived)} characters without "
+            f"{end_marker}; the partial answer is on .partial_text",
+            partial_text=arrived,
+            provider=ctx.provider,
+            model=ctx.model,
+        )
+    return errors.ProviderError(
+        f"the {ctx.provider} stream ended before the answer was complete (no {end_marker})",
+        provider=ctx.provider,
+        model=ctx.model,
+    )
+
+
 def _interrupted(ctx: ErrorContext, exc: Exception, arrived: str) -> errors.StreamInterruptedError:
     return errors.StreamInterruptedError(
         f"the {ctx.provider} stream broke after {len(arrived)} characters "

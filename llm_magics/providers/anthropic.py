@@ -29,7 +29,7 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
-from .._errors import LLMError, ProviderError, StreamInterruptedError
+from .._errors import LLMError
 from .._http import (
     ErrorContext,
     Timeouts,
@@ -37,6 +37,7 @@ from .._http import (
     iter_sse,
     request_json,
     stream_request,
+    truncated_stream_error,
 )
 from .._http import decode_event as _decode
 from .._types import (
@@ -341,7 +342,7 @@ class AnthropicProvider(Provider):
                     finished = True
                     break
         if not finished:
-            raise _truncated(ctx, "".join(text))
+            raise truncated_stream_error(ctx, "".join(text), "message_stop")
         content = []
         for _, block in sorted(blocks.items()):
             if block.get("type") == "tool_use":
@@ -479,19 +480,3 @@ def _stream_error(
     error = payload.get("error") or {}
     status = _STREAM_ERROR_STATUS.get(str(error.get("type")), 500)
     return error_from_stream_event(payload, status, response, ctx, arrived)
-
-
-def _truncated(ctx: ErrorContext, arrived: str) -> ProviderError:
-    if arrived:
-        return StreamInterruptedError(
-            f"the {ctx.provider} stream ended after {len(arrived)} characters without "
-            "message_stop; the partial answer is on .partial_text",
-            partial_text=arrived,
-            provider=ctx.provider,
-            model=ctx.model,
-        )
-    return ProviderError(
-        f"the {ctx.provider} stream ended before the answer was complete (no message_stop)",
-        provider=ctx.provider,
-        model=ctx.model,
-    )

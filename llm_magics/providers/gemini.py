@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
-from .._errors import BadRequestError, LLMError, ProviderError, StreamInterruptedError
+from .._errors import BadRequestError, LLMError, ProviderError
 from .._http import (
     ErrorContext,
     Timeouts,
@@ -43,6 +43,7 @@ from .._http import (
     iter_sse,
     request_json,
     stream_request,
+    truncated_stream_error,
 )
 from .._http import decode_event as _decode
 from .._types import (
@@ -315,7 +316,7 @@ class GeminiProvider(Provider):
                     elif "functionCall" in part:
                         parts.append(part)
         if finish is None:
-            raise _truncated(ctx, "".join(text))
+            raise truncated_stream_error(ctx, "".join(text), "finishReason")
         calls = self._calls(parts, response_id)
         yield Response(
             text="".join(text),
@@ -505,19 +506,3 @@ def _stream_error(
     code = error.get("code") if isinstance(error, Mapping) else None
     status = code if isinstance(code, int) and 400 <= code <= 599 else 500
     return error_from_stream_event(payload, status, response, ctx, arrived)
-
-
-def _truncated(ctx: ErrorContext, arrived: str) -> ProviderError:
-    if arrived:
-        return StreamInterruptedError(
-            f"the {ctx.provider} stream ended after {len(arrived)} characters without a "
-            "finishReason; the partial answer is on .partial_text",
-            partial_text=arrived,
-            provider=ctx.provider,
-            model=ctx.model,
-        )
-    return ProviderError(
-        f"the {ctx.provider} stream ended before the answer was complete (no finishReason)",
-        provider=ctx.provider,
-        model=ctx.model,
-    )
