@@ -22,6 +22,8 @@ import weakref
 
 import diskcache
 
+from ._cache_sql import write_many
+
 __all__ = ["BatchWriter", "cache_clock"]
 
 log = logging.getLogger("llm_magics.cache")
@@ -103,12 +105,13 @@ class BatchWriter:
     def _commit(self, batch: dict[str, Pending]) -> None:
         store = self._store
         try:
-            with store.transact(retry=True):
-                now = cache_clock()
-                for key, (body, tag, stored) in batch.items():
-                    # The TTL counts from put(), not from this commit.
-                    expire = None if self._ttl is None else self._ttl - (now - stored)
-                    store.set(key, body, expire=expire, tag=tag, retry=True)
+            ttl = self._ttl
+            # The TTL counts from put(), not from this commit.
+            rows = [
+                (key, body, tag, None if ttl is None else stored + ttl)
+                for key, (body, tag, stored) in batch.items()
+            ]
+            write_many(store, rows, cache_clock())
             # Culling inside the transaction would over-evict (freed pages only shrink the
             # file at commit), so the store is created with cull_limit=0 and culled here.
             if store.volume() > self._size_limit:

@@ -343,6 +343,32 @@ class Response:
         )
 
 
+# ``raw`` is a property over the field of that name, so a cached answer can keep the
+# provider's JSON as text until someone reads it: decoding it on every cache hit was a third
+# of the cost of a hit, and hardly anyone reads ``raw`` of a cached answer.
+def _get_raw(self: Response) -> Any:
+    text = self.__dict__.pop("_raw_json", None)
+    if text is not None:
+        self.__dict__["_raw"] = json.loads(text)
+    return self.__dict__.get("_raw")
+
+
+def _set_raw(self: Response, value: Any) -> None:
+    self.__dict__.pop("_raw_json", None)
+    self.__dict__["_raw"] = value
+
+
+Response.raw = property(_get_raw, _set_raw)
+
+
+def response_with_raw_json(response: Response, raw_json: str | None) -> Response:
+    """``response`` whose ``raw`` is decoded from ``raw_json`` when first read."""
+    response.__dict__.pop("_raw", None)
+    if raw_json is not None:
+        response.__dict__["_raw_json"] = raw_json
+    return response
+
+
 class Transcript(str):
     """A transcription: the text itself, plus ``segments``/``words`` with timestamps when asked
     for, and the detected ``language`` and ``duration`` when the provider reports them."""

@@ -25,6 +25,12 @@ Limits: ``LLM_MAGICS_CACHE_SIZE`` (bytes, or ``500MB``, ``2GB``; default 1GB, ol
 evicted first) and ``LLM_MAGICS_CACHE_TTL`` (seconds, or ``30m``, ``12h``, ``7d``; default:
 no expiry), or the ``size_limit=`` / ``ttl=`` arguments of :class:`ResponseCache`.
 
+A value is a flat JSON array (format version, time stored, text, model, provider, usage,
+finish reason, tool calls, cost, and the provider's raw JSON nested as text, decoded only when
+``response.raw`` is read). Rows of an older format version are quiet misses. Lookups, batch
+lookups (:meth:`ResponseCache.get_many`) and batched writes are plain SQL on diskcache's own
+table (:mod:`llm_magics._cache_sql`); management (eviction, expiry, clear) is diskcache's.
+
 Thread and process safety: one directory may be shared by threads and by processes (two
 kernels): diskcache keeps each entry in SQLite (WAL) and writes values atomically. Writes go
 through one writer thread per cache that commits what arrived in the last 20 ms as one
@@ -46,6 +52,7 @@ import sqlite3
 import stat
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,9 +60,10 @@ from typing import TYPE_CHECKING, Any
 import diskcache
 from diskcache.core import MODE_BINARY, MODE_RAW, UNKNOWN
 
-from ._cache_writer import BatchWriter
+from ._cache_sql import FALLBACK, read_many, read_one
+from ._cache_writer import BatchWriter, cache_clock
 from ._errors import ConfigError
-from ._types import ChatRequest, Response
+from ._types import ChatRequest, Response, ToolCall, Usage, response_with_raw_json
 
 if TYPE_CHECKING:
     from .providers._base import Provider
@@ -72,7 +80,7 @@ __all__ = [
 
 log = logging.getLogger("llm_magics.cache")
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DEFAULT_SIZE_LIMIT = 2**30
 ENV_DIR = "LLM_MAGICS_CACHE_DIR"
 ENV_SIZE = "LLM_MAGICS_CACHE_SIZE"
@@ -246,12 +254,9 @@ class ResponseCache:
         return request_digest(payload)
 
     def get(self, key: str) -> Response | None:
-        pending = self._writer.pending(key)
-        try:
-            data = pending if pending is not None else self._store.get(key, retry=True)
-        except (sqlite3.Error, diskcache.Timeout, OSError) as exc:
-            log.warning("response cache read failed (%s); asking the provider instead", exc)
-            data = None
+        data = self._writer.pending(key)
+        if data is None:
+            data = self._read(key)
         response = self._decode(data) if data is not None else None
         with self._lock:
             if response is None:
@@ -259,6 +264,47 @@ class ResponseCache:
             else:
                 self.hits += 1
         return response
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Response]:
+        """The cached answers among ``keys`` (one query per 500 keys), each its own object;
+        a key missing from the result is a miss."""
+        bodies: dict[str, bytes] = {}
+        try:
+            found, fallback = read_many(self._store, keys, cache_clock())
+            bodies.update(found)
+            for key in fallback:
+                data = self._store.get(key, retry=True)
+                if data is not None:
+                    bodies[key] = data
+        except (sqlite3.Error, diskcache.Timeout, OSError) as exc:
+            log.warning("response cache read failed (%s); asking the provider instead", exc)
+        for key in keys:
+            data = self._writer.pending(key)
+            if data is not None:
+                bodies[key] = data
+        answers: dict[str, Response] = {}
+        for key in keys:
+            data = bodies.get(key)
+            response = self._decode(data) if data is not None else None
+            if response is not None:
+                answers[key] = response
+        with self._lock:
+            self.hits += len(answers)
+            self.misses += len(keys) - len(answers)
+        return answers
+
+    def _read(self, key: str) -> Any:
+        try:
+            try:
+                data = read_one(self._store, key, cache_clock())
+            except sqlite3.OperationalError:  # e.g. locked: diskcache retries
+                data = FALLBACK
+            if data is FALLBACK:
+                return self._store.get(key, retry=True)
+            return data
+        except (sqlite3.Error, diskcache.Timeout, OSError) as exc:
+            log.warning("response cache read failed (%s); asking the provider instead", exc)
+            return None
 
     def put(self, key: str, response: Response) -> None:
         """Store an answer. It is readable through :meth:`get` at once and reaches the disk
@@ -319,37 +365,70 @@ class ResponseCache:
     # --- encoding ------------------------------------------------------------------------
 
     def _encode(self, response: Response) -> bytes | None:
-        data = response.to_dict()
-        envelope = {"v": FORMAT_VERSION, "stored": time.time(), "response": data}
+        # A flat JSON array, the provider's raw JSON nested as text: a hit decodes fewer
+        # objects, and ``raw`` is decoded only if someone reads it.
+        usage = response.usage
         try:
-            return _dumps(envelope)
+            raw = None if response.raw is None else _dumps_text(response.raw)
         except (TypeError, ValueError):
-            # ``raw`` holds something that is not JSON (an SDK object): keep the answer.
-            data["raw"] = None
-            try:
-                return _dumps(envelope)
-            except (TypeError, ValueError) as exc:
-                log.warning("response not cached: it is not JSON-serialisable (%s)", exc)
-                return None
+            raw = None  # ``raw`` holds something that is not JSON (an SDK object)
+        row = [
+            FORMAT_VERSION,
+            time.time(),
+            response.text,
+            response.model,
+            response.provider,
+            [
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cached_input_tokens,
+                usage.cache_write_tokens,
+            ],
+            response.finish_reason,
+            [[t.id, t.name, t.arguments, t.raw_arguments] for t in response.tool_calls],
+            response.cost,
+            raw,
+        ]
+        try:
+            return _dumps_text(row).encode("utf-8", "surrogatepass")
+        except (TypeError, ValueError) as exc:
+            log.warning("response not cached: it is not JSON-serialisable (%s)", exc)
+            return None
 
     def _decode(self, data: Any) -> Response | None:
         if not isinstance(data, bytes):
             _refuse(str(self.directory), f"a {type(data).__name__} value, not JSON bytes")
             return None
         try:
-            envelope = json.loads(data)
-            if envelope.get("v") != FORMAT_VERSION:
-                return None
-            return Response.from_dict(envelope["response"])
-        except (ValueError, KeyError, TypeError, AttributeError):
+            row = _decoder.decode(data.decode("utf-8", "surrogatepass"))
+            if isinstance(row, dict) and "v" in row:
+                return None  # an older format version: a miss, overwritten by the answer
+            if not isinstance(row, list) or row[0] != FORMAT_VERSION:
+                raise TypeError("not a cached response")
+            _, _, text, model, provider, usage, finish, calls, cost, raw = row
+            if not (isinstance(text, str) and isinstance(raw, str | None)):
+                raise TypeError("not a cached response")
+            response = Response(
+                text,
+                model,
+                provider,
+                Usage(*usage),
+                finish,
+                [ToolCall(*call) for call in calls] if calls else [],
+                cost=cost,
+            )
+            return response_with_raw_json(response, raw)
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError):
             _refuse(str(self.directory), "a value that is not a cached response")
             return None
 
 
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode(
-        "utf-8", "surrogatepass"
-    )
+_decoder = json.JSONDecoder()
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _dumps_text(value: Any) -> str:
+    return _encoder.encode(value)
 
 
 def _tag_matches(tag: str, wanted: str) -> bool:
@@ -394,13 +473,7 @@ def request_digest(payload: Any) -> str:
     """SHA-256 of the canonical JSON of ``payload`` (sorted keys, no whitespace)."""
     try:
         # The fast path: a fingerprint is JSON already, apart from the odd value in ``extra``.
-        text = json.dumps(
-            payload,
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
-            default=_json_default,
-        )
+        text = _key_encoder.encode(payload)
     except (TypeError, ValueError):  # e.g. dict keys of mixed types
         text = json.dumps(
             _canonical(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=False
@@ -413,6 +486,12 @@ def _json_default(value: Any) -> Any:
     if canonical is value:
         raise TypeError(f"cannot canonicalise {type(value).__name__}")
     return canonical
+
+
+# Built once: json.dumps with options builds a new encoder per call.
+_key_encoder = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
+)
 
 
 # --- configuration -----------------------------------------------------------------------
