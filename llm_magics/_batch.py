@@ -8,6 +8,8 @@ What it guarantees, so a notebook user can trust a 10,000-row run:
   flight. Key rotation and rate limits are the client's :class:`~llm_magics.keys.KeyPool`'s
   business (a worker simply waits in ``acquire``), retries with backoff and Retry-After are the
   client's :class:`~llm_magics._http.RetryPolicy`'s.
+* **The cache is asked in bulk**: plain-text prompts are built and looked up
+  ``LOOKAHEAD`` at a time, one cache query each (:class:`Lookahead`), instead of once per row.
 * **Every answer is cached the moment it arrives** (``Client.achat`` writes each response to
   the cache before returning it), so an interrupt loses no finished row and a rerun sends only
   what is missing.
@@ -218,6 +220,56 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}"
 
 
+#: How many plain-text prompts are built and looked up in the cache at once.
+LOOKAHEAD = 256
+
+
+class Lookahead:
+    """Builds the requests of the next ``LOOKAHEAD`` plain-text prompts and asks the cache
+    about all of them in one query (``Client._prepare_many``). Workers take prompts in
+    order, so the prompt after the prepared ones triggers the next chunk. Prompts with media
+    (tuples) are left to ``achat``, which loads their files right before sending. A chunk
+    that fails to build (a bad option) is left to ``achat`` too, so each row gets its error.
+    """
+
+    def __init__(
+        self, client: Any, prompts: Sequence[Any], cache: bool | str, options: dict[str, Any]
+    ) -> None:
+        self._prompts = prompts
+        self._cache = cache
+        self._options = {k: v for k, v in options.items() if k not in _SEND_OPTIONS}
+        uses_cache = cache is not False and getattr(client, "cache", None) is not None
+        self._prepare = getattr(client, "_prepare_many", None) if uses_cache else None
+        if options.get("run_tools"):
+            self._prepare = None
+        self._ready: dict[int, Any] = {}
+        self._end = 0
+
+    def take(self, i: int) -> Any:
+        """The prepared request of prompt ``i`` (``Client.Prepared``), or None: use achat."""
+        if self._prepare is None:
+            return None
+        if i >= self._end:
+            self._fill(i)
+        return self._ready.pop(i, None)
+
+    def _fill(self, start: int) -> None:
+        self._end = min(start + LOOKAHEAD, len(self._prompts))
+        plain = [j for j in range(start, self._end) if isinstance(self._prompts[j], str)]
+        if not plain:
+            return
+        assert self._prepare is not None
+        try:
+            prepared = self._prepare([self._prompts[j] for j in plain], self._cache, self._options)
+        except (LLMError, ValueError, TypeError):
+            return
+        self._ready.update(zip(plain, prepared, strict=True))
+
+
+#: achat options about sending, not about the request.
+_SEND_OPTIONS = frozenset({"timeout", "run_tools", "max_tool_rounds"})
+
+
 def _remember(client: Any, prompt: Any, answer: Response, cache: Any, options: Any) -> None:
     """Cache an answer the client refused to cache because it did not parse, when the caller
     could use it anyway (a label found in prose): a rerun then sends nothing either."""
@@ -225,7 +277,8 @@ def _remember(client: Any, prompt: Any, answer: Response, cache: Any, options: A
     if store is None or cache is False or answer.cached:
         return
     try:
-        key = client._cache_key(client.build_request(prompt, **options), cache)
+        request_options = {k: v for k, v in options.items() if k not in _SEND_OPTIONS}
+        key = client._cache_key(client.build_request(prompt, **request_options), cache)
         if key is not None:
             store.put(key, answer)
     except Exception:  # caching is an optimisation; the value is already in hand
@@ -318,15 +371,24 @@ async def run_batch(
         else:
             stats.done += weights[i]
 
+    lookahead = Lookahead(client, prompts, cache, opts)
+
     async def one(i: int, sweep: bool) -> None:
+        prepared = None if sweep else lookahead.take(i)
+        prompt = prompts[i]
+        if prepared is None:
+            try:
+                prompt = materialize(prompt) if materialize is not None else prompt
+            except (LLMError, ValueError, OSError) as exc:
+                # A row-specific input problem (a missing image file, an unreadable value).
+                fail(i, exc, sweep)
+                return
         try:
-            prompt = materialize(prompts[i]) if materialize is not None else prompts[i]
-        except (LLMError, ValueError, OSError) as exc:
-            # A row-specific input problem (a missing image file, an unreadable value).
-            fail(i, exc, sweep)
-            return
-        try:
-            response = await client.achat(prompt, cache=cache, **opts)
+            if prepared is not None:
+                started = time.perf_counter()
+                response = await client._answer(*prepared, opts.get("timeout"), started)
+            else:
+                response = await client.achat(prompt, cache=cache, **opts)
         except OutputParseError as exc:
             answer = exc.response
             if recover is None or answer is None:

@@ -16,7 +16,7 @@ What takes the fast path, and what does not:
   such as a planted pickle) is reported as :data:`FALLBACK` and the caller reads it through
   diskcache and :class:`~llm_magics.cache.JSONDisk`, which refuses it. The security checks
   live in one place.
-* Writes: one ``INSERT ... ON CONFLICT DO UPDATE`` per batch (``executemany``) for answers
+* Writes: one ``INSERT ... ON CONFLICT DO UPDATE`` of up to 128 rows per statement for answers
   small enough to live inline, replacing rows that hold inline values. A large answer, or one
   that replaces a row with a value file (which must be deleted), goes through ``Cache.set``.
 
@@ -56,9 +56,12 @@ _SELECT_ONE = (
     " AND (expire_time IS NULL OR expire_time > ?)"
 )
 
+#: Rows per INSERT statement (7 parameters each, under the 999-parameter limit).
+ROWS_PER_INSERT = 128
+_ROW = "(?, 1, ?, ?, ?, 0, ?, 0, ?, NULL, ?)"
 _UPSERT = (
     "INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count, tag,"
-    " size, mode, filename, value) VALUES (?, 1, ?, ?, ?, 0, ?, 0, ?, NULL, ?)"
+    " size, mode, filename, value) VALUES {rows}"
     " ON CONFLICT(key, raw) DO UPDATE SET store_time = excluded.store_time,"
     " expire_time = excluded.expire_time, access_time = excluded.access_time,"
     " access_count = 0, tag = excluded.tag, size = 0, mode = excluded.mode,"
@@ -119,13 +122,14 @@ def write_many(store: diskcache.Cache, rows: Iterable[Row], now: float) -> None:
             if with_files:
                 other += [row for row in inline if row[0] in with_files]
                 inline = [row for row in inline if row[0] not in with_files]
-            store._con.executemany(
-                _UPSERT,
-                [
-                    (key, now, expire, now, tag, MODE_RAW, sqlite3.Binary(body))
-                    for key, body, tag, expire in inline
-                ],
-            )
+            # Many rows per statement, not executemany: each statement releases and retakes
+            # the GIL once, and on a busy event loop every retake waits for the loop.
+            for start in range(0, len(inline), ROWS_PER_INSERT):
+                chunk = inline[start : start + ROWS_PER_INSERT]
+                params: list[object] = []
+                for key, body, tag, expire in chunk:
+                    params += (key, now, expire, now, tag, MODE_RAW, sqlite3.Binary(body))
+                store._sql(_UPSERT.format(rows=",".join([_ROW] * len(chunk))), params)
         for key, body, tag, expire in other:
             # Cache.set takes seconds from now and deletes a replaced value file.
             store.set(key, body, expire=None if expire is None else expire - now, tag=tag)

@@ -28,7 +28,10 @@ __all__ = ["BatchWriter", "cache_clock"]
 
 log = logging.getLogger("llm_magics.cache")
 
-BATCH_WINDOW = 0.02
+#: A batch is committed this long after its first answer arrived, or when it is this big,
+#: or at once when someone flushes.
+BATCH_WINDOW = 0.1
+BATCH_ROWS = 256
 
 
 def cache_clock() -> float:
@@ -46,10 +49,15 @@ class BatchWriter:
         self._store = store
         self._ttl = ttl
         self._size_limit = size_limit
+        # Asking SQLite for the volume costs two statements; ask once per 1/64th of the limit
+        # written (the cache may overshoot its limit by that much until the next check).
+        self._check_every = max(1, size_limit // 64)
+        self._unchecked = self._check_every
         self._pending: dict[str, Pending] = {}
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
         self._thread_pid: int | None = None
+        self._hurry = False
         self.written = 0
         _writers.add(self)
 
@@ -66,7 +74,10 @@ class BatchWriter:
     def put(self, key: str, body: bytes, tag: str) -> None:
         with self._changed:
             self._pending[key] = (body, tag, cache_clock())
-            self._changed.notify_all()
+            # Wake the writer only when it has something new to decide: a first answer to
+            # wait for, or a full batch. A wake-up per answer costs a thread switch each.
+            if len(self._pending) == 1 or len(self._pending) >= BATCH_ROWS:
+                self._changed.notify_all()
             thread = self._thread
             if thread is None or self._thread_pid != os.getpid() or not thread.is_alive():
                 self._thread = threading.Thread(
@@ -79,6 +90,8 @@ class BatchWriter:
         """Wait until every pending write is on disk; False if that took over ``timeout``."""
         deadline = time.monotonic() + timeout
         with self._changed:
+            self._hurry = True
+            self._changed.notify_all()
             while self._pending and self._thread is not None and self._thread.is_alive():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -95,10 +108,16 @@ class BatchWriter:
             with self._changed:
                 while not self._pending:
                     self._changed.wait()
-            # Answers that arrive together share one commit: at hundreds of answers per
-            # second a 20 ms window turns hundreds of commits into tens.
-            time.sleep(BATCH_WINDOW)
-            with self._changed:
+                # Answers that arrive together share one commit: a commit's cost is mostly
+                # per transaction (index pages, the WAL frame), so 16 answers per commit
+                # cost about twice as much each as 256 (bench/cache.py, write_many).
+                deadline = time.monotonic() + BATCH_WINDOW
+                while not self._hurry and len(self._pending) < BATCH_ROWS:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._changed.wait(remaining)
+                self._hurry = False
                 batch = dict(self._pending)
             self._commit(batch)
 
@@ -114,8 +133,11 @@ class BatchWriter:
             write_many(store, rows, cache_clock())
             # Culling inside the transaction would over-evict (freed pages only shrink the
             # file at commit), so the store is created with cull_limit=0 and culled here.
-            if store.volume() > self._size_limit:
-                store.cull(retry=True)
+            self._unchecked += sum(len(row[1]) for row in rows)
+            if self._unchecked >= self._check_every:
+                self._unchecked = 0
+                if store.volume() > self._size_limit:
+                    store.cull(retry=True)
         except (sqlite3.Error, diskcache.Timeout, OSError) as exc:
             log.warning("response cache write failed (%s); %d answers not cached", exc, len(batch))
         with self._changed:

@@ -7,9 +7,10 @@ work inside a running Jupyter kernel. A Client is safe to share between threads.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 from . import _loop
 from ._errors import (
@@ -43,6 +44,14 @@ class ResponseCache(Protocol):
     def key_for(self, provider: Provider, request: ChatRequest) -> str: ...
     def get(self, key: str) -> Response | None: ...
     def put(self, key: str, response: Response) -> None: ...
+
+
+class Prepared(NamedTuple):
+    """A request built and looked up in the cache, ready for :meth:`Client._answer`."""
+
+    request: ChatRequest
+    cache_key: str | None
+    hit: Response | None
 
 
 class Client:
@@ -241,6 +250,45 @@ class Client:
         request = self.build_request(prompt, **options)
         cache_key = self._cache_key(request, cache)
         hit = self._cache_lookup(cache_key, cache)
+        return await self._answer(request, cache_key, hit, timeout, started)
+
+    def _prepare_many(
+        self, prompts: Sequence[Any], cache: CacheMode | None, options: dict[str, Any]
+    ) -> list[Prepared]:
+        """What :meth:`achat` does before sending, for many prompts at once: the cache is
+        asked once for all of them (the batch engine's lookahead). Raises what
+        :meth:`build_request` raises."""
+        requests = [self.build_request(prompt, **options) for prompt in prompts]
+        keys = [self._cache_key(request, cache) for request in requests]
+        get_many = getattr(self.cache, "get_many", None)
+        wanted = [key for key in keys if key is not None]
+        if cache == "refresh" or not wanted:
+            hits: dict[str, Response] = {}
+        elif get_many is not None:
+            hits = get_many(wanted)
+        else:
+            hits = {k: r for k in wanted if (r := self._cache_lookup(k, cache)) is not None}
+        prepared = []
+        handed_out: set[str] = set()
+        for request, key in zip(requests, keys, strict=True):
+            hit = hits.get(key) if key is not None else None
+            if hit is not None and key is not None:
+                if key in handed_out:  # two prompts, one request: each gets its own object
+                    hit = dataclasses.replace(hit)
+                handed_out.add(key)
+                hit.cached = True
+            prepared.append(Prepared(request, key, hit))
+        return prepared
+
+    async def _answer(
+        self,
+        request: ChatRequest,
+        cache_key: str | None,
+        hit: Response | None,
+        timeout: float | None,
+        started: float,
+    ) -> Response:
+        """The rest of :meth:`achat` once the cache has been asked."""
         if hit is not None:
             return self._finish(hit, request, started)
         timeouts = self.timeouts.replace(timeout)

@@ -242,6 +242,10 @@ class Message:
         return out
 
 
+def _unset(value: Any) -> bool:
+    return value is None or value is False or (type(value) in (list, dict) and not value)
+
+
 @dataclass
 class ChatRequest:
     """A provider-neutral chat request. ``extra`` is merged into the wire body last, for
@@ -262,8 +266,10 @@ class ChatRequest:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def fingerprint(self) -> dict[str, Any]:
-        """Everything that can change the answer, as JSON-safe data (for cache keys)."""
-        return {
+        """Everything that can change the answer, as JSON-safe data (for cache keys). Unset
+        fields (None, False, empty) are left out: they mean the same as absent, and the key
+        is hashed from this on every call."""
+        full = {
             "model": self.model,
             "messages": [m.to_dict() for m in self.messages],
             "system": self.system,
@@ -281,6 +287,7 @@ class ChatRequest:
             "json_mode": self.json_mode,
             "extra": self.extra,
         }
+        return {k: v for k, v in full.items() if not _unset(v)}
 
 
 @dataclass
@@ -343,14 +350,16 @@ class Response:
         )
 
 
-# ``raw`` is a property over the field of that name, so a cached answer can keep the
-# provider's JSON as text until someone reads it: decoding it on every cache hit was a third
-# of the cost of a hit, and hardly anyone reads ``raw`` of a cached answer.
+# ``raw`` is a property over the field of that name, so an answer can carry the JSON text
+# its ``raw`` comes from: a cached answer decodes it only when someone reads ``raw`` (decoding
+# it on every cache hit was a third of the cost of a hit), and a fresh answer is cached
+# without encoding ``raw`` again.
 def _get_raw(self: Response) -> Any:
-    text = self.__dict__.pop("_raw_json", None)
-    if text is not None:
-        self.__dict__["_raw"] = json.loads(text)
-    return self.__dict__.get("_raw")
+    state = self.__dict__
+    if "_raw" not in state:
+        text = state.get("_raw_json")
+        state["_raw"] = None if text is None else json.loads(text)
+    return state["_raw"]
 
 
 def _set_raw(self: Response, value: Any) -> None:
@@ -361,12 +370,25 @@ def _set_raw(self: Response, value: Any) -> None:
 Response.raw = property(_get_raw, _set_raw)
 
 
-def response_with_raw_json(response: Response, raw_json: str | None) -> Response:
+def response_with_raw_json(response: Response, raw_json: str | bytes | None) -> Response:
     """``response`` whose ``raw`` is decoded from ``raw_json`` when first read."""
-    response.__dict__.pop("_raw", None)
+    response.raw = None
     if raw_json is not None:
+        del response.__dict__["_raw"]
         response.__dict__["_raw_json"] = raw_json
     return response
+
+
+def attach_raw_json(response: Response, raw_json: str | bytes) -> Response:
+    """Remember the JSON text ``response.raw`` was decoded from (the HTTP body)."""
+    response.__dict__["_raw_json"] = raw_json
+    return response
+
+
+def raw_json_of(response: Response) -> str | bytes | None:
+    """The JSON text of ``response.raw`` when known (see :func:`attach_raw_json`)."""
+    text: str | bytes | None = response.__dict__.get("_raw_json")
+    return text
 
 
 class Transcript(str):

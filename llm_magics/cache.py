@@ -33,9 +33,9 @@ table (:mod:`llm_magics._cache_sql`); management (eviction, expiry, clear) is di
 
 Thread and process safety: one directory may be shared by threads and by processes (two
 kernels): diskcache keeps each entry in SQLite (WAL) and writes values atomically. Writes go
-through one writer thread per cache that commits what arrived in the last 20 ms as one
-transaction: an answer is readable in this process at once and on disk within tens of
-milliseconds; pending answers are flushed before ``stats``/``clear`` and at interpreter exit
+through one writer thread per cache that commits up to 256 answers as one transaction: an
+answer is readable in this process at once and on disk within 100 ms (a kernel that is killed
+outright may lose the answers of its last 100 ms; a rerun asks for them again); pending answers are flushed before ``stats``/``clear`` and at interpreter exit
 (a Ctrl-C does not stop the writer). Fork safety: a forked child starts its own writer. A failing
 cache never fails a call: errors are logged and the call goes to the provider.
 """
@@ -63,7 +63,14 @@ from diskcache.core import MODE_BINARY, MODE_RAW, UNKNOWN
 from ._cache_sql import FALLBACK, read_many, read_one
 from ._cache_writer import BatchWriter, cache_clock
 from ._errors import ConfigError
-from ._types import ChatRequest, Response, ToolCall, Usage, response_with_raw_json
+from ._types import (
+    ChatRequest,
+    Response,
+    ToolCall,
+    Usage,
+    raw_json_of,
+    response_with_raw_json,
+)
 
 if TYPE_CHECKING:
     from .providers._base import Provider
@@ -368,10 +375,7 @@ class ResponseCache:
         # A flat JSON array, the provider's raw JSON nested as text: a hit decodes fewer
         # objects, and ``raw`` is decoded only if someone reads it.
         usage = response.usage
-        try:
-            raw = None if response.raw is None else _dumps_text(response.raw)
-        except (TypeError, ValueError):
-            raw = None  # ``raw`` holds something that is not JSON (an SDK object)
+        raw = _raw_text(response)
         row = [
             FORMAT_VERSION,
             time.time(),
@@ -421,6 +425,21 @@ class ResponseCache:
         except (ValueError, KeyError, TypeError, AttributeError, IndexError):
             _refuse(str(self.directory), "a value that is not a cached response")
             return None
+
+
+def _raw_text(response: Response) -> str | None:
+    known = raw_json_of(response)
+    if isinstance(known, bytes):
+        try:
+            return known.decode("utf-8")
+        except UnicodeDecodeError:
+            pass  # e.g. a UTF-16 body: encode the decoded value below
+    elif known is not None:
+        return known
+    try:
+        return None if response.raw is None else _dumps_text(response.raw)
+    except (TypeError, ValueError):
+        return None  # ``raw`` holds something that is not JSON (an SDK object)
 
 
 _decoder = json.JSONDecoder()

@@ -74,6 +74,58 @@ def test_a_rerun_is_served_from_the_cache_and_sends_nothing(server: FakeOpenAISe
     assert server.request_count == 24
 
 
+def test_a_rerun_asks_the_cache_in_bulk_not_once_per_row(
+    server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = pd.DataFrame({"q": [f"question {i}" for i in range(600)]})
+    client = connect(server)
+    half = frame.iloc[::2]
+    half.llm.map("{q}", model=client, progress=False)
+    assert server.request_count == 300
+    calls = {"get": 0, "get_many": 0}
+    cache = client.cache
+    assert cache is not None
+    get, get_many = cache.get, cache.get_many  # type: ignore[attr-defined]
+
+    def counting_get(key: str) -> Any:
+        calls["get"] += 1
+        return get(key)
+
+    def counting_get_many(keys: Any) -> Any:
+        calls["get_many"] += 1
+        return get_many(keys)
+
+    monkeypatch.setattr(cache, "get", counting_get)
+    monkeypatch.setattr(cache, "get_many", counting_get_many)
+    out = frame.llm.map("{q}", model=client, progress=False)
+    assert out["llm"].tolist() == [echo(q) for q in frame.q]
+    assert server.request_count == 600  # only the 300 rows not asked before
+    assert calls == {"get": 0, "get_many": 3}  # 600 prompts, 256 per lookup
+
+
+def test_plain_rows_are_looked_up_in_bulk_and_media_rows_one_by_one(server: FakeOpenAIServer, tmp_path: Any) -> None:
+    from tests.media_support import image_bytes
+
+    photo = tmp_path / "p.png"
+    photo.write_bytes(image_bytes(8, 8))
+    frame = pd.DataFrame({"q": ["a", "b", "c"], "img": [None, str(photo), None]})
+    client = connect(server)
+    looked_up: list[Any] = []
+    prepare_many = client._prepare_many
+
+    def recording(prompts: Any, cache: Any, options: Any) -> Any:
+        looked_up.extend(prompts)
+        return prepare_many(prompts, cache, options)
+
+    client._prepare_many = recording  # type: ignore[method-assign]
+    out = frame.llm.map("{q}", model=client, images="img", progress=False, na="empty")
+    assert looked_up == ["a", "c"]  # the image row went through achat, which loads the file
+    assert out["llm_error"].isna().all() and out["llm"].notna().all()
+    again = frame.llm.map("{q}", model=client, images="img", progress=False, na="empty")
+    assert again["llm"].tolist() == out["llm"].tolist()
+    assert server.request_count == 3
+
+
 def test_an_interrupt_mid_run_loses_no_finished_row_and_a_rerun_sends_only_the_rest(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

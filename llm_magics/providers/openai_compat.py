@@ -26,6 +26,7 @@ from .._types import (
     ToolCall,
     Transcript,
     Usage,
+    attach_raw_json,
 )
 from ..keys import APIKey
 from ._base import Provider
@@ -168,7 +169,7 @@ class OpenAICompatProvider(Provider):
     # --- chat ----------------------------------------------------------------------------
 
     async def chat(self, request: ChatRequest, key: APIKey | None, timeouts: Timeouts) -> Response:
-        data, _ = await request_json(
+        data, reply = await request_json(
             "POST",
             f"{self.base_url}/chat/completions",
             ctx=self.error_context(request.model, key),
@@ -177,7 +178,8 @@ class OpenAICompatProvider(Provider):
             timeout=timeouts,
             transport=self.transport,
         )
-        return self.parse_response(data, request.model)
+        # parse_response keeps ``data`` as ``raw``: the body is its JSON text.
+        return attach_raw_json(self.parse_response(data, request.model), reply.content)
 
     def parse_response(self, data: dict[str, Any], model: str) -> Response:
         choice = (data.get("choices") or [{}])[0]
