@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 from . import _loop
@@ -19,10 +19,10 @@ from ._errors import (
     LLMError,
     OutputParseError,
     RateLimitError,
-    StreamInterruptedError,
 )
 from ._http import RetryPolicy, Timeouts, is_retryable
 from ._media_prep import prepare_media
+from ._stream import ResponseStream, TextStream
 from ._types import ChatRequest, MediaPart, OutputSchema, Response, Transcript, to_messages
 from .keys import APIKey, KeyPool
 from .providers._base import Provider
@@ -422,125 +422,3 @@ def _audio_part(audio: Any) -> MediaPart:
     if part.kind != "audio":
         raise ConfigError(f"transcribe() needs audio; got {part.kind} ({part.mime_type})")
     return part
-
-
-class ResponseStream:
-    """Async iterator of text deltas. After it is exhausted, ``response`` is the full Response.
-
-    A cached answer replays as a stream. A stream that breaks before its first delta is
-    retried like any request; one that breaks later raises StreamInterruptedError with the
-    text that arrived on ``partial_text``.
-    """
-
-    def __init__(
-        self,
-        client: Client,
-        request: ChatRequest,
-        cache: CacheMode | None,
-        timeouts: Timeouts,
-    ) -> None:
-        self.client = client
-        self.request = request
-        self.response: Response | None = None
-        self.text = ""
-        self._cache = cache
-        self._timeouts = timeouts
-        self._iterator: AsyncIterator[str] | None = None
-
-    def __aiter__(self) -> AsyncIterator[str]:
-        if self._iterator is None:
-            self._iterator = self._run()
-        return self._iterator
-
-    async def __anext__(self) -> str:
-        return await self.__aiter__().__anext__()
-
-    async def aclose(self) -> None:
-        if self._iterator is not None:
-            await self._iterator.aclose()  # type: ignore[attr-defined]
-
-    async def _run(self) -> AsyncIterator[str]:
-        client, request = self.client, self.request
-        started = time.perf_counter()
-        cache_key = client._cache_key(request, self._cache)
-        hit = client._cache_lookup(cache_key, self._cache)
-        if hit is not None:
-            for piece in _replay_chunks(hit.text):
-                self.text += piece
-                yield piece
-            self.response = client._finish(hit, request, started)
-            return
-        if not client.provider.supports_stream:
-            raise client.provider.unsupported("streaming")
-        request = await prepare_media(request, client.provider)
-        attempt = 0
-        while True:
-            key = await client._acquire(estimate_request_tokens(request))
-            final: Response | None = None
-            try:
-                async for item in client.provider.stream(request, key, self._timeouts):
-                    if isinstance(item, Response):
-                        final = item
-                    else:
-                        self.text += item
-                        yield item
-            except LLMError as exc:
-                if self.text:
-                    if isinstance(exc, StreamInterruptedError):
-                        raise
-                    raise StreamInterruptedError(
-                        f"the {client.provider.name} stream failed after "
-                        f"{len(self.text)} characters: {exc}",
-                        partial_text=self.text,
-                        provider=client.provider.name,
-                        model=client.model,
-                    ) from exc
-                await client._after_failure(exc, key, attempt)
-                attempt += 1
-                continue
-            if final is None:
-                final = Response(self.text, client.model, client.provider.name)
-            client._record(key, final)
-            self.response = client._finish(final, request, started)
-            if cache_key is not None and client.cache is not None:
-                client.cache.put(cache_key, final)
-            return
-
-
-def _replay_chunks(text: str, size: int = 24) -> Iterator[str]:
-    for start in range(0, len(text), size):
-        yield text[start : start + size]
-
-
-class TextStream:
-    """Sync iterator over a :class:`ResponseStream`, driven on the private loop thread."""
-
-    def __init__(self, stream: ResponseStream) -> None:
-        self._stream = stream
-        self._iterator: Iterator[str] | None = None
-
-    @property
-    def response(self) -> Response | None:
-        return self._stream.response
-
-    @property
-    def text(self) -> str:
-        return self._stream.text
-
-    def __iter__(self) -> Iterator[str]:
-        if self._iterator is None:
-            self._iterator = _loop.iterate(self._stream.__aiter__())
-        return self._iterator
-
-    def __next__(self) -> str:
-        return next(iter(self))
-
-    def close(self) -> None:
-        if self._iterator is not None:
-            self._iterator.close()  # type: ignore[attr-defined]
-
-    def __enter__(self) -> TextStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

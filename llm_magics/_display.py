@@ -4,7 +4,7 @@
 arrive; the handle is updated at most every ``interval`` seconds (the first delta at once, the
 last one always), so a long answer does not flood the frontend with thousands of messages.
 
-:func:`pump` drives a :class:`~llm_magics._client.ResponseStream` from the main thread: each
+:func:`pump` drives a :class:`~llm_magics._stream.ResponseStream` from the main thread: each
 item is fetched on the package's loop thread, and while the next one is late the view flushes
 whatever is pending, so the cell never shows stale text for longer than ``interval``. All
 display calls happen in the main thread, inside the running cell, so output can never land in

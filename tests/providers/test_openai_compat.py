@@ -127,6 +127,19 @@ def test_chat_sends_a_spec_valid_body_and_parses_text_usage_and_finish_reason() 
     assert r.latency is not None and r.latency >= 0
 
 
+def test_raw_is_the_decoded_body_and_the_body_is_kept_as_its_json_text() -> None:
+    from llm_magics._types import raw_json_of
+
+    body = completion("Paris.")
+    c, _ = client_for("openai", lambda r: httpx2.Response(200, json=body))
+    r = c.chat("Capital of France?")
+    assert r.raw == body
+    text = raw_json_of(r)
+    assert text is not None and json.loads(text) == body  # what the cache stores as raw
+    r.raw = {"replaced": True}  # e.g. the tool loop wrapping it
+    assert raw_json_of(r) is None and r.raw == {"replaced": True}
+
+
 @pytest.mark.parametrize(
     ("provider", "model", "path", "max_field"),
     [
