@@ -179,25 +179,29 @@ class Client:
     def _finish(self, response: Response, request: ChatRequest, started: float) -> Response:
         if response.latency is None:
             response.latency = time.perf_counter() - started
+        failure: ValueError | None = None
         if request.schema is not None and response.parsed is None and not response.tool_calls:
             try:
                 response.parsed = request.schema.parse(response.text)
             except ValueError as exc:  # pydantic's ValidationError is a ValueError
-                raise OutputParseError(
-                    f"the answer of {self.model_id} does not match the schema "
-                    f"{request.schema.name}: {exc}",
-                    text=response.text,
-                    provider=self.provider.name,
-                    model=self.model,
-                    response=response,
-                ) from exc
+                failure = exc
         elif request.json_mode and response.parsed is None:
             try:
                 response.parsed = OutputSchema("json", {}).parse(response.text)
             except ValueError:
                 response.parsed = None
+        # The answer was paid for whether or not it parses: account for it first.
         for hook in RESPONSE_HOOKS:
             hook(response)
+        if failure is not None and request.schema is not None:
+            raise OutputParseError(
+                f"the answer of {self.model_id} does not match the schema "
+                f"{request.schema.name}: {failure}",
+                text=response.text,
+                provider=self.provider.name,
+                model=self.model,
+                response=response,
+            ) from failure
         return response
 
     def _cache_key(self, request: ChatRequest, cache: CacheMode | None) -> str | None:

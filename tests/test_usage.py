@@ -64,6 +64,22 @@ def test_usage_totals_by_session_model_and_provider_from_real_calls() -> None:
     assert report.cost == pytest.approx(by_model.cost)
 
 
+def test_an_answer_that_fails_its_schema_is_still_counted() -> None:
+    from pydantic import BaseModel
+
+    class City(BaseModel):
+        city: str
+
+    with FakeOpenAIServer() as srv:  # answers "echo: ...", which is not JSON
+        lm.register("fake", srv.base_url, api_key=KEY)
+        with pytest.raises(lm.OutputParseError) as caught:
+            lm.client("fake:m", cache=False).chat("Name a city", schema=City)
+    answer = caught.value.response
+    assert answer is not None
+    totals = lm.usage().by_model["fake:m"]
+    assert totals.calls == 1 and totals.input_tokens == answer.usage.input_tokens > 0
+
+
 def test_the_report_renders_as_a_table_and_says_what_is_unpriced() -> None:
     record_response(Response("a", "gpt-4o-mini", "openai", usage=Usage(1_000, 100)))
     record_response(Response("b", "mystery", "vllm", usage=Usage(10, 10)))
