@@ -15,6 +15,7 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
+from .._errors import ProviderError
 from .._http import Timeouts, error_from_stream_event, iter_sse, request_json, stream_request
 from .._http import decode_event as _decode
 from .._types import (
@@ -62,6 +63,8 @@ class OpenAICompatProvider(Provider):
         self.stream_usage_option = name != "groq"
         # Only OpenAI's endpoint is known to honour base64 embeddings; it halves the payload.
         self.embed_base64 = name == "openai"
+        # Schemas go as OpenAI's json_schema until a server says it takes json_object only.
+        self.schema_in_json_object = False
         if name == "openai":
             self.media_kinds = frozenset({"image", "audio", "document"})
         elif name == "cerebras":
@@ -108,7 +111,9 @@ class OpenAICompatProvider(Provider):
             ]
             if request.tool_choice is not None:
                 body["tool_choice"] = _tool_choice(request.tool_choice)
-        if request.schema is not None:
+        if request.schema is not None and self.schema_in_json_object:
+            body["response_format"] = {"type": "json_object", "schema": request.schema.json_schema}
+        elif request.schema is not None:
             body["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {
@@ -168,7 +173,32 @@ class OpenAICompatProvider(Provider):
 
     # --- chat ----------------------------------------------------------------------------
 
+    def _switch_schema_style(self, request: ChatRequest, exc: ProviderError) -> bool:
+        """True (and from now on send schemas as llama.cpp takes them) when a server refused
+        ``response_format`` ``json_schema`` saying it takes ``json_object``: llama.cpp's
+        server does, with HTTP 500, and builds its grammar from a ``schema`` field instead."""
+        message = str(exc)
+        if (
+            request.schema is None
+            or self.schema_in_json_object
+            or "response_format" not in message
+            or "json_object" not in message
+        ):
+            return False
+        self.schema_in_json_object = True
+        return True
+
     async def chat(self, request: ChatRequest, key: APIKey | None, timeouts: Timeouts) -> Response:
+        try:
+            return await self._chat_once(request, key, timeouts)
+        except ProviderError as exc:
+            if not self._switch_schema_style(request, exc):
+                raise
+        return await self._chat_once(request, key, timeouts)
+
+    async def _chat_once(
+        self, request: ChatRequest, key: APIKey | None, timeouts: Timeouts
+    ) -> Response:
         data, reply = await request_json(
             "POST",
             f"{self.base_url}/chat/completions",
@@ -202,6 +232,21 @@ class OpenAICompatProvider(Provider):
         )
 
     async def stream(
+        self, request: ChatRequest, key: APIKey | None, timeouts: Timeouts
+    ) -> AsyncIterator[str | Response]:
+        started = False
+        try:
+            async for item in self._stream_once(request, key, timeouts):
+                started = True
+                yield item
+            return
+        except ProviderError as exc:
+            if started or not self._switch_schema_style(request, exc):
+                raise
+        async for item in self._stream_once(request, key, timeouts):
+            yield item
+
+    async def _stream_once(
         self, request: ChatRequest, key: APIKey | None, timeouts: Timeouts
     ) -> AsyncIterator[str | Response]:
         ctx = self.error_context(request.model, key)

@@ -301,6 +301,66 @@ def test_schema_sends_json_schema_response_format_and_parses_into_the_model() ->
     assert r.parsed == City(name="Paris", population=2100000)
 
 
+LLAMA_CPP_REFUSAL = (
+    "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', 'response_format', "
+    "'type'), 'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'}"
+)
+
+
+def llama_cpp_like(request: httpx2.Request) -> httpx2.Response:
+    """What llama_cpp.server 0.3.36 answers (a real one is in test_llama_server.py)."""
+    body = json.loads(request.content)
+    if body.get("response_format", {}).get("type") == "json_schema":
+        error = {"message": LLAMA_CPP_REFUSAL, "type": "internal_server_error"}
+        return httpx2.Response(500, json={"error": {**error, "param": None, "code": None}})
+    answer = '{"city": "Paris", "country": "France"}'
+    if body.get("stream"):
+        events = [chunk({"role": "assistant", "content": answer}), chunk({}, "stop")]
+        headers = {"content-type": "text/event-stream"}
+        return httpx2.Response(200, content=sse(events), headers=headers)
+    return httpx2.Response(200, json=completion(answer))
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_server_that_takes_schemas_only_in_json_object_gets_them_there(streamed: bool) -> None:
+    class City(BaseModel):
+        city: str
+        country: str
+
+    lm.register("llamacpp", "http://llama.test/v1")
+    transport = SpecTransport("openai", llama_cpp_like)
+    c = lm.client("llamacpp:smollm2", transport=transport, cache=False)
+    if streamed:
+        stream = c.stream("Capital of France?", schema=City)
+        assert "Paris" in "".join(stream)
+        assert stream.response is not None
+        c.chat("Capital of Italy?", schema=City)
+    else:
+        assert c.chat("Capital of France?", schema=City).parsed == City(city="Paris", country="France")
+        c.chat("Capital of Italy?", schema=City)
+    formats = [body["response_format"] for body in transport.bodies]
+    assert formats[0]["type"] == "json_schema"
+    assert formats[1:] == [{"type": "json_object", "schema": City.model_json_schema()}] * 2
+
+
+def test_other_server_errors_do_not_change_how_schemas_are_sent() -> None:
+    class City(BaseModel):
+        city: str
+
+    def failing(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(500, json={"error": {"message": "out of memory"}})
+
+    lm.register("flaky", "http://flaky.test/v1")
+    from llm_magics._http import RetryPolicy
+
+    c = lm.client(
+        "flaky:m", transport=httpx2.MockTransport(failing), cache=False, retry=RetryPolicy(0)
+    )
+    with pytest.raises(lm.ProviderError):
+        c.chat("x", schema=City)
+    assert c.provider.schema_in_json_object is False  # type: ignore[attr-defined]
+
+
 def test_schema_answer_that_does_not_parse_raises_output_parse_error_with_the_text() -> None:
     c, _ = client_for(
         "openai", lambda r: httpx2.Response(200, json=completion("Paris, about 2 million"))
