@@ -25,11 +25,11 @@ Limits: ``LLM_MAGICS_CACHE_SIZE`` (bytes, or ``500MB``, ``2GB``; default 1GB, ol
 evicted first) and ``LLM_MAGICS_CACHE_TTL`` (seconds, or ``30m``, ``12h``, ``7d``; default:
 no expiry), or the ``size_limit=`` / ``ttl=`` arguments of :class:`ResponseCache`.
 
-A value is a flat JSON array (format version, time stored, text, model, provider, usage,
-finish reason, tool calls, cost, and the provider's raw JSON nested as text, decoded only when
-``response.raw`` is read). Rows of an older format version are quiet misses. Lookups, batch
-lookups (:meth:`ResponseCache.get_many`) and batched writes are plain SQL on diskcache's own
-table (:mod:`llm_magics._cache_sql`); management (eviction, expiry, clear) is diskcache's.
+A value is a flat JSON array (:mod:`llm_magics._cache_format`) whose ``raw`` is decoded only
+when ``response.raw`` is read; rows of an older format version are quiet misses. Lookups,
+batch lookups (:meth:`ResponseCache.get_many`) and batched writes are plain SQL on
+diskcache's own table (:mod:`llm_magics._cache_sql`); management (eviction, expiry, clear)
+is diskcache's.
 
 Thread and process safety: one directory may be shared by threads and by processes (two
 kernels): diskcache keeps each entry in SQLite (WAL) and writes values atomically. Writes go
@@ -42,16 +42,12 @@ cache never fails a call: errors are logged and the call goes to the provider.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import math
 import os
 import re
 import sqlite3
 import stat
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -60,16 +56,20 @@ from typing import TYPE_CHECKING, Any
 import diskcache
 from diskcache.core import MODE_BINARY, MODE_RAW, UNKNOWN
 
+from ._cache_format import (
+    FORMAT_VERSION,
+    NotAResponse,
+    _canonical,
+    decode_response,
+    encode_response,
+    request_digest,
+)
 from ._cache_sql import FALLBACK, read_many, read_one
 from ._cache_writer import BatchWriter, cache_clock
 from ._errors import ConfigError
 from ._types import (
     ChatRequest,
     Response,
-    ToolCall,
-    Usage,
-    raw_json_of,
-    response_with_raw_json,
 )
 
 if TYPE_CHECKING:
@@ -87,7 +87,6 @@ __all__ = [
 
 log = logging.getLogger("llm_magics.cache")
 
-FORMAT_VERSION = 2
 DEFAULT_SIZE_LIMIT = 2**30
 ENV_DIR = "LLM_MAGICS_CACHE_DIR"
 ENV_SIZE = "LLM_MAGICS_CACHE_SIZE"
@@ -372,29 +371,8 @@ class ResponseCache:
     # --- encoding ------------------------------------------------------------------------
 
     def _encode(self, response: Response) -> bytes | None:
-        # A flat JSON array, the provider's raw JSON nested as text: a hit decodes fewer
-        # objects, and ``raw`` is decoded only if someone reads it.
-        usage = response.usage
-        raw = _raw_text(response)
-        row = [
-            FORMAT_VERSION,
-            time.time(),
-            response.text,
-            response.model,
-            response.provider,
-            [
-                usage.input_tokens,
-                usage.output_tokens,
-                usage.cached_input_tokens,
-                usage.cache_write_tokens,
-            ],
-            response.finish_reason,
-            [[t.id, t.name, t.arguments, t.raw_arguments] for t in response.tool_calls],
-            response.cost,
-            raw,
-        ]
         try:
-            return _dumps_text(row).encode("utf-8", "surrogatepass")
+            return encode_response(response)
         except (TypeError, ValueError) as exc:
             log.warning("response not cached: it is not JSON-serialisable (%s)", exc)
             return None
@@ -404,50 +382,10 @@ class ResponseCache:
             _refuse(str(self.directory), f"a {type(data).__name__} value, not JSON bytes")
             return None
         try:
-            row = _decoder.decode(data.decode("utf-8", "surrogatepass"))
-            if isinstance(row, dict) and "v" in row:
-                return None  # an older format version: a miss, overwritten by the answer
-            if not isinstance(row, list) or row[0] != FORMAT_VERSION:
-                raise TypeError("not a cached response")
-            _, _, text, model, provider, usage, finish, calls, cost, raw = row
-            if not (isinstance(text, str) and isinstance(raw, str | None)):
-                raise TypeError("not a cached response")
-            response = Response(
-                text,
-                model,
-                provider,
-                Usage(*usage),
-                finish,
-                [ToolCall(*call) for call in calls] if calls else [],
-                cost=cost,
-            )
-            return response_with_raw_json(response, raw)
-        except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+            return decode_response(data)
+        except NotAResponse:
             _refuse(str(self.directory), "a value that is not a cached response")
             return None
-
-
-def _raw_text(response: Response) -> str | None:
-    known = raw_json_of(response)
-    if isinstance(known, bytes):
-        try:
-            return known.decode("utf-8")
-        except UnicodeDecodeError:
-            pass  # e.g. a UTF-16 body: encode the decoded value below
-    elif known is not None:
-        return known
-    try:
-        return None if response.raw is None else _dumps_text(response.raw)
-    except (TypeError, ValueError):
-        return None  # ``raw`` holds something that is not JSON (an SDK object)
-
-
-_decoder = json.JSONDecoder()
-_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def _dumps_text(value: Any) -> str:
-    return _encoder.encode(value)
 
 
 def _tag_matches(tag: str, wanted: str) -> bool:
@@ -459,58 +397,6 @@ def _tag_matches(tag: str, wanted: str) -> bool:
     from .pricing import _DATE_SUFFIX
 
     return f"{provider}:{_DATE_SUFFIX.sub('', model)}" == wanted
-
-
-# --- canonical request digests -----------------------------------------------------------
-
-
-def _canonical(value: Any) -> Any:
-    """JSON-safe, with numbers normalised so equal values give equal keys."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return int(value) if value.is_integer() else value
-        return repr(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_canonical(v) for v in value]
-    if isinstance(value, set | frozenset):
-        return sorted((_canonical(v) for v in value), key=repr)
-    if isinstance(value, bytes | bytearray):
-        return {"sha256": hashlib.sha256(value).hexdigest()}
-    dump = getattr(value, "model_dump", None)  # pydantic objects in ``extra``
-    if callable(dump):
-        return _canonical(dump(mode="json"))
-    return {"type": type(value).__qualname__, "repr": repr(value)}
-
-
-def request_digest(payload: Any) -> str:
-    """SHA-256 of the canonical JSON of ``payload`` (sorted keys, no whitespace)."""
-    try:
-        # The fast path: a fingerprint is JSON already, apart from the odd value in ``extra``.
-        text = _key_encoder.encode(payload)
-    except (TypeError, ValueError):  # e.g. dict keys of mixed types
-        text = json.dumps(
-            _canonical(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        )
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _json_default(value: Any) -> Any:
-    canonical = _canonical(value)
-    if canonical is value:
-        raise TypeError(f"cannot canonicalise {type(value).__name__}")
-    return canonical
-
-
-# Built once: json.dumps with options builds a new encoder per call.
-_key_encoder = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
-)
 
 
 # --- configuration -----------------------------------------------------------------------
