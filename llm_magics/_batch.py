@@ -237,11 +237,10 @@ class Lookahead:
     ) -> None:
         self._prompts = prompts
         self._cache = cache
-        self._options = {k: v for k, v in options.items() if k not in _SEND_OPTIONS}
+        self._options = _request_options(options)
         uses_cache = cache is not False and getattr(client, "cache", None) is not None
-        self._prepare = getattr(client, "_prepare_many", None) if uses_cache else None
-        if options.get("run_tools"):
-            self._prepare = None
+        wanted = uses_cache and not options.get("run_tools")
+        self._prepare = getattr(client, "_prepare_many", None) if wanted else None
         self._ready: dict[int, Any] = {}
         self._end = 0
 
@@ -270,6 +269,11 @@ class Lookahead:
 _SEND_OPTIONS = frozenset({"timeout", "run_tools", "max_tool_rounds"})
 
 
+def _request_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The options ``build_request`` takes, out of those ``achat`` takes."""
+    return {k: v for k, v in options.items() if k not in _SEND_OPTIONS}
+
+
 def _remember(client: Any, prompt: Any, answer: Response, cache: Any, options: Any) -> None:
     """Cache an answer the client refused to cache because it did not parse, when the caller
     could use it anyway (a label found in prose): a rerun then sends nothing either."""
@@ -277,8 +281,8 @@ def _remember(client: Any, prompt: Any, answer: Response, cache: Any, options: A
     if store is None or cache is False or answer.cached:
         return
     try:
-        request_options = {k: v for k, v in options.items() if k not in _SEND_OPTIONS}
-        key = client._cache_key(client.build_request(prompt, **request_options), cache)
+        request = client.build_request(prompt, **_request_options(options))
+        key = client._cache_key(request, cache)
         if key is not None:
             store.put(key, answer)
     except Exception:  # caching is an optimisation; the value is already in hand

@@ -28,7 +28,7 @@ writers across processes, so two kernels sharing a directory lose nothing.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Final
 
 import diskcache
@@ -91,10 +91,7 @@ def read_many(
     and the keys to read through diskcache instead (see :data:`FALLBACK`)."""
     found: dict[str, bytes] = {}
     fallback: list[str] = []
-    unique = list(dict.fromkeys(keys))
-    for start in range(0, len(unique), CHUNK):
-        chunk = unique[start : start + CHUNK]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in _in_chunks(list(dict.fromkeys(keys))):
         rows = store._sql(
             f"SELECT key, mode, filename, value FROM Cache WHERE raw = 1 AND key IN ({marks})"
             " AND (expire_time IS NULL OR expire_time > ?)",
@@ -137,12 +134,17 @@ def write_many(store: diskcache.Cache, rows: Iterable[Row], now: float) -> None:
 
 def _keys_with_files(store: diskcache.Cache, keys: list[str]) -> set[str]:
     found: set[str] = set()
-    for start in range(0, len(keys), CHUNK):
-        chunk = keys[start : start + CHUNK]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in _in_chunks(keys):
         rows = store._sql(
             f"SELECT key FROM Cache WHERE raw = 1 AND filename IS NOT NULL AND key IN ({marks})",
             chunk,
         ).fetchall()
         found.update(row[0] for row in rows)
     return found
+
+
+def _in_chunks(keys: list[str]) -> Iterator[tuple[list[str], str]]:
+    """``keys`` in slices one statement may bind, each with its ``?,?,...`` placeholders."""
+    for start in range(0, len(keys), CHUNK):
+        chunk = keys[start : start + CHUNK]
+        yield chunk, ",".join("?" * len(chunk))
