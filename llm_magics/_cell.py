@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
+from . import _loop
 from ._display import AnswerView, bundle, extract_code, json_bundle, pump, usage_line
-from ._errors import StreamInterruptedError
+from ._errors import OutputParseError, StreamInterruptedError
 from ._prompt import PromptError, render, resolve, to_media_part
 from ._types import MediaPart, OutputSchema, Response, TextPart
 
@@ -92,7 +93,9 @@ class CellRun:
         view.start()
         try:
             if stream is None:
-                response: Response = client.chat(request, **options)
+                response: Response = _loop.run(
+                    client.achat(request, **options), on_wait=lambda w: view.status(str(w))
+                )
                 view.text = response.text
             else:
                 pump(stream, view)
@@ -107,6 +110,14 @@ class CellRun:
         except StreamInterruptedError as exc:
             self.keep_partial(client, view, "error")
             raise _short_error(exc, f"{exc.message} (the partial answer is in _llm)") from None
+        except OutputParseError as exc:
+            # The whole answer arrived, it just does not parse: show all of it and keep it.
+            answer = exc.response if exc.response is not None else Response(exc.text, "", "")
+            view.text = answer.text
+            view.finish(bundle(answer.text, "text"))
+            self.store(answer, answer)
+            held = f"_llm and {args.output} hold" if args.output else "_llm holds"
+            raise _short_error(exc, f"{exc.message} ({held} the Response)") from None
         except BaseException:
             view.discard()  # no "…" left standing above the error
             raise

@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
+from . import _errors as errors
 from . import _loop
 from ._errors import (
     AuthenticationError,
@@ -20,10 +21,18 @@ from ._errors import (
     OutputParseError,
     RateLimitError,
 )
-from ._http import RetryPolicy, Timeouts, is_retryable
+from ._http import Attempts, RetryPolicy, Timeouts, is_retryable, retry_reason
 from ._media_prep import prepare_media
+from ._options import (
+    CHAT_DEFAULTS,
+    CLIENT_DEFAULTS,
+    check_sampling,
+    check_timeout,
+    unknown_option_error,
+)
 from ._stream import ResponseStream, TextStream
 from ._types import ChatRequest, MediaPart, OutputSchema, Response, Transcript, to_messages
+from ._waits import announce
 from .keys import APIKey, KeyPool
 from .providers._base import Provider
 from .tools import to_tool_specs
@@ -67,7 +76,6 @@ class Client:
         retry: RetryPolicy | None = None,
         timeouts: Timeouts | None = None,
         defaults: dict[str, Any] | None = None,
-        missing_key_hint: str | None = None,
     ) -> None:
         self.provider = provider
         self.model = model
@@ -76,7 +84,11 @@ class Client:
         self.retry = retry or RetryPolicy()
         self.timeouts = timeouts or Timeouts()
         self.defaults = dict(defaults or {})
-        self._missing_key_hint = missing_key_hint
+        for name in self.defaults:
+            if name not in CHAT_DEFAULTS and name not in CLIENT_DEFAULTS:
+                raise unknown_option_error(name, "client")
+        # What build_request starts from: only the defaults that are request options.
+        self._chat_defaults = {k: v for k, v in self.defaults.items() if k in CHAT_DEFAULTS}
 
     @property
     def model_id(self) -> str:
@@ -101,9 +113,14 @@ class Client:
         tool_choice: str | dict[str, Any] | None = None,
         schema: Any = None,
         json_mode: bool = False,
-        **extra: Any,
+        extra_body: dict[str, Any] | None = None,
+        **unknown: Any,
     ) -> ChatRequest:
-        options = {**self.defaults}
+        """The request ``chat`` would send. ``extra_body`` holds fields the package does not
+        know, sent as they are; any other keyword is a ConfigError, before anything is sent."""
+        if unknown:
+            fields = self.provider.extra_body_fields
+            raise unknown_option_error(next(iter(unknown)), "chat", fields, self.provider.name)
         given = {
             "system": system,
             "temperature": temperature,
@@ -111,7 +128,10 @@ class Client:
             "top_p": top_p,
             "seed": seed,
         }
+        options = {**self._chat_defaults}
         options.update({k: v for k, v in given.items() if v is not None})
+        check_sampling(options)
+        extra = {**(options.pop("extra_body", None) or {}), **(extra_body or {})}
         request = ChatRequest(
             model=self.model,
             messages=to_messages(prompt),
@@ -125,8 +145,12 @@ class Client:
             tool_choice=tool_choice,
             schema=OutputSchema.from_user(schema) if schema is not None else None,
             json_mode=json_mode,
-            extra={**options, **extra},
+            extra=extra,
         )
+        if not any(m.parts or m.tool_calls for m in request.messages):
+            raise ConfigError(
+                "the prompt is empty: pass the text to send (or message dicts with content)."
+            )
         if request.tools and not self.provider.supports_tools:
             raise self.provider.unsupported("tool calling")
         if request.schema and not self.provider.supports_schema:
@@ -137,26 +161,52 @@ class Client:
     # --- the pipeline --------------------------------------------------------------------
 
     async def _call(
-        self, op: Callable[[APIKey | None], Awaitable[T]], estimated_tokens: int = 0
+        self,
+        op: Callable[[APIKey | None, Timeouts], Awaitable[T]],
+        estimated_tokens: int = 0,
+        *,
+        timeout: float | None = None,
     ) -> T:
-        """Run ``op`` with a key from the pool, retrying what is worth retrying."""
-        attempt = 0
+        """Run ``op`` with a key from the pool and this attempt's timeouts, retrying what is
+        worth retrying. ``timeout`` (the user's ``timeout=``) bounds the whole call, every
+        attempt and wait included; without it each attempt has the client's timeouts."""
+        timeout = check_timeout(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        tries = Attempts()
         while True:
             key = await self._acquire(estimated_tokens)
+            timeouts = self.timeouts
+            if deadline is not None:
+                timeouts = timeouts.replace(max(deadline - time.monotonic(), 0.001))
             try:
-                return await op(key)
+                return await op(key, timeouts)
             except LLMError as exc:
-                await self._after_failure(exc, key, attempt)
-            attempt += 1
+                failure = exc
+            if deadline is not None and isinstance(failure, errors.TimeoutError):
+                raise self._out_of_time(failure, timeout, tries) from failure
+            await self._after_failure(failure, key, tries, deadline)
+
+    def _out_of_time(
+        self, exc: errors.TimeoutError, timeout: float | None, tries: Attempts
+    ) -> errors.TimeoutError:
+        attempts = tries.total + 1
+        tried = f" ({attempts} attempts)" if attempts > 1 else ""
+        return errors.TimeoutError(
+            f"{self.provider.name} did not answer within timeout={timeout:g} s{tried}. Raise "
+            "timeout= or try again later.",
+            provider=self.provider.name,
+            model=self.model,
+            request=exc.request,
+        )
 
     async def _acquire(self, estimated_tokens: int) -> APIKey | None:
         if self.keys is None:
-            if self._missing_key_hint:
-                raise ConfigError(self._missing_key_hint, provider=self.provider.name)
             return None
         return await self.keys.acquire(estimated_tokens, model=self.model)
 
-    async def _after_failure(self, exc: LLMError, key: APIKey | None, attempt: int) -> None:
+    async def _after_failure(
+        self, exc: LLMError, key: APIKey | None, tries: Attempts, deadline: float | None = None
+    ) -> None:
         """Decide whether a failed attempt is retried (return, after any wait) or raised."""
         if isinstance(exc, AuthenticationError) and key is not None and self.keys is not None:
             if len(self.keys) > 1:
@@ -164,17 +214,35 @@ class Client:
                 if self.keys.has_live_keys:
                     return
             raise exc
-        if not is_retryable(exc) or attempt >= self.retry.max_retries:
+        if not is_retryable(exc):
             raise exc
-        if isinstance(exc, RateLimitError) and key is not None and self.keys is not None:
-            wait = exc.retry_after
-            if wait is None and len(self.keys) == 1:
-                wait = self.retry.delay(attempt)
-            # The pool holds the key back until its Retry-After has passed; acquire() waits.
-            self.keys.rate_limited(key, wait)
-            return
         retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
-        await self.retry.sleep(self.retry.delay(attempt, retry_after))
+        pool = self.keys if key is not None else None
+        if isinstance(exc, RateLimitError) and pool is not None and key is not None:
+            rotating = len(pool) > 1 and tries.rotations < 4 * len(pool)
+            if not rotating and tries.retries >= self.retry.max_retries:
+                raise exc
+            wait = retry_after
+            if wait is None and len(pool) == 1:
+                wait = self.retry.delay(tries.retries)
+            if deadline is not None and wait is not None and time.monotonic() + wait > deadline:
+                raise exc
+            if rotating:
+                tries.rotations += 1
+            else:
+                tries.retries += 1
+            # The pool holds the key back until its Retry-After has passed; acquire() waits
+            # (and says so) when no other key is free.
+            pool.rate_limited(key, wait)
+            return
+        if tries.retries >= self.retry.max_retries:
+            raise exc
+        delay = self.retry.delay(tries.retries, retry_after)
+        if deadline is not None and time.monotonic() + delay > deadline:
+            raise exc
+        tries.retries += 1
+        announce(delay, f"{retry_reason(exc)}; retry {tries.retries} of {self.retry.max_retries}")
+        await self.retry.sleep(delay)
 
     def _finish(self, response: Response, request: ChatRequest, started: float) -> Response:
         if response.latency is None:
@@ -295,16 +363,15 @@ class Client:
         """The rest of :meth:`achat` once the cache has been asked."""
         if hit is not None:
             return self._finish(hit, request, started)
-        timeouts = self.timeouts.replace(timeout)
         # After the cache lookup, so a hit costs no download or resizing.
         request = await prepare_media(request, self.provider)
 
-        async def attempt(key: APIKey | None) -> Response:
+        async def attempt(key: APIKey | None, timeouts: Timeouts) -> Response:
             response = await self.provider.chat(request, key, timeouts)
             self._record(key, response)
             return response
 
-        response = await self._call(attempt, estimate_request_tokens(request))
+        response = await self._call(attempt, estimate_request_tokens(request), timeout=timeout)
         self._finish(response, request, started)
         if cache_key is not None and self.cache is not None:
             self.cache.put(cache_key, response)
@@ -324,7 +391,7 @@ class Client:
     ) -> ResponseStream:
         """Yield text deltas as they arrive; ``.response`` holds the full Response after."""
         request = self.build_request(prompt, **options)
-        return ResponseStream(self, request, cache, self.timeouts.replace(timeout))
+        return ResponseStream(self, request, cache, self.timeouts.replace(check_timeout(timeout)))
 
     def stream(self, prompt: Any, **options: Any) -> TextStream:
         """Blocking :meth:`astream`: iterate for text deltas, then read ``.response``."""
@@ -347,18 +414,19 @@ class Client:
         if not all(isinstance(t, str) for t in items):
             raise ConfigError("embed() takes a string or a list of strings")
         use_model = model or self.defaults.get("embed_model") or self._embed_model()
-        timeouts = self.timeouts.replace(timeout)
         vectors: list[list[float]] = []
         for start in range(0, len(items), batch_size):
             batch = items[start : start + batch_size]
 
-            async def attempt(key: APIKey | None, batch: list[str] = batch) -> list[list[float]]:
+            async def attempt(
+                key: APIKey | None, timeouts: Timeouts, batch: list[str] = batch
+            ) -> list[list[float]]:
                 found, usage = await self.provider.embed(use_model, batch, key, timeouts)
                 if key is not None and self.keys is not None:
                     self.keys.record(key, usage.input_tokens, 0)
                 return found
 
-            vectors.extend(await self._call(attempt))
+            vectors.extend(await self._call(attempt, timeout=timeout))
         return vectors
 
     def _embed_model(self) -> str:
@@ -388,9 +456,8 @@ class Client:
             )
         part = _audio_part(audio)
         use_model = model or self.provider.default_transcribe_model()
-        timeouts = self.timeouts.replace(timeout)
 
-        async def attempt(key: APIKey | None) -> Transcript:
+        async def attempt(key: APIKey | None, timeouts: Timeouts) -> Transcript:
             return await self.provider.transcribe(
                 use_model,
                 part,
@@ -402,14 +469,14 @@ class Client:
                 prompt=prompt,
             )
 
-        return await self._call(attempt)
+        return await self._call(attempt, timeout=timeout)
 
     def transcribe(self, audio: Any, **options: Any) -> Transcript:
         return _loop.run(self.atranscribe(audio, **options))
 
     async def alist_models(self) -> list[str]:
-        async def attempt(key: APIKey | None) -> list[str]:
-            return await self.provider.list_models(key, self.timeouts)
+        async def attempt(key: APIKey | None, timeouts: Timeouts) -> list[str]:
+            return await self.provider.list_models(key, timeouts)
 
         return await self._call(attempt)
 

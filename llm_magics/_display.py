@@ -15,9 +15,6 @@ Thread safety: main thread only (the kernel's display machinery is not thread-sa
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import contextlib
 import html
 import json
 import re
@@ -25,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ._textbuffer import TextBuffer
 from ._types import Response
 
 __all__ = ["AnswerView", "bundle", "extract_code", "json_bundle", "pump", "usage_line"]
@@ -77,14 +75,22 @@ class AnswerView:
     ) -> None:
         self.fmt = fmt
         self.interval = interval
-        self.text = ""
         self.updates = 0
         self.first_update_at: float | None = None
         self.first_delta_at: float | None = None
+        self._text = TextBuffer()
         self._clock = clock
         self._handle: Any = None
-        self._shown = ""
+        self._shown = 0  # characters of the text on screen
         self._last = float("-inf")
+
+    @property
+    def text(self) -> str:
+        return self._text.value
+
+    @text.setter
+    def text(self, value: str) -> None:
+        self._text = TextBuffer(value)
 
     def start(self, placeholder: str = "…") -> None:
         """Reserve the output slot at once, so the answer appears where the cell is."""
@@ -95,20 +101,25 @@ class AnswerView:
     def append(self, delta: str) -> None:
         if self.first_delta_at is None:
             self.first_delta_at = self._clock()
-        self.text += delta
+        self._text.append(delta)
         if self._clock() - self._last >= self.interval:
             self.flush()
 
     def wait_time(self) -> float | None:
         """Seconds until pending text is due on screen; None when nothing is pending."""
-        if self.text == self._shown:
+        if len(self._text) == self._shown:
             return None
         return max(self.interval - (self._clock() - self._last), 0.0)
 
     def flush(self) -> None:
-        if self.text != self._shown:
+        if len(self._text) != self._shown:
             self.show(bundle(self.text, self.fmt))
-            self._shown = self.text
+            self._shown = len(self._text)
+
+    def status(self, line: str) -> None:
+        """Say why the answer has not started yet (a retry, a rate limit) in its slot."""
+        if self.updates == 0 and self._handle is not None:
+            self._handle.update({"text/plain": f"… {line}"}, raw=True)
 
     def show(self, data: dict[str, Any]) -> None:
         from IPython.display import display
@@ -131,7 +142,7 @@ class AnswerView:
         """The final state: ``data`` when given (parsed JSON, a marker), else the full text."""
         if data is not None:
             self.show(data)
-            self._shown = self.text
+            self._shown = len(self._text)
         else:
             self.flush()
             if self.updates == 0:
@@ -140,51 +151,39 @@ class AnswerView:
 
 
 def pump(stream: Any, view: AnswerView, *, close_timeout: float = 2.0) -> None:
-    """Feed every delta of ``stream`` (a ResponseStream) into ``view``, from the main thread.
+    """Feed every delta of ``stream`` (a ResponseStream) into ``view``, from the main thread;
+    announced waits (retries, rate limits) show in the view until the answer starts.
 
     Ctrl-C cancels the request on the loop thread promptly and re-raises KeyboardInterrupt;
     ``view.text`` keeps what arrived.
     """
-    from . import _loop
+    from ._loop import Relay
 
-    loop = _loop.get_loop()
-    agen = stream.__aiter__()
-
-    async def step() -> tuple[bool, str]:
-        try:
-            return True, await agen.__anext__()
-        except StopAsyncIteration:
-            return False, ""
-
-    future: concurrent.futures.Future[tuple[bool, str]] | None = None
+    relay = Relay(stream.__aiter__())
     try:
         while True:
-            future = asyncio.run_coroutine_threadsafe(step(), loop)
-            while True:
-                # Short slices even when nothing is pending: a simulated interrupt
-                # (_thread.interrupt_main, some frontends) does not wake a blocking wait.
-                due = view.wait_time()
-                try:
-                    more, item = future.result(_POLL if due is None else min(due, _POLL))
-                    break
-                except concurrent.futures.TimeoutError:
-                    due = view.wait_time()
-                    if due is not None and due <= 0:
-                        view.flush()
-            if not more:
+            # Short slices even when nothing is pending: a simulated interrupt
+            # (_thread.interrupt_main, some frontends) does not wake a blocking wait.
+            due = view.wait_time()
+            kind, value = relay.get(_POLL if due is None else min(due, _POLL))
+            if kind == "item":
+                view.append(value)
+            elif kind == "wait":
+                view.status(str(value))
+            elif kind == "end":
                 return
-            view.append(item)
-    except BaseException:
-        if future is not None and not future.done():
-            future.cancel()
-            with contextlib.suppress(BaseException):
-                future.result(close_timeout)
+            elif view.wait_time() == 0.0:
+                view.flush()
+    except KeyboardInterrupt:
+        # The interrupt may land between taking a delta and showing it; the stream itself
+        # knows everything that arrived.
+        relay.close(close_timeout)
+        arrived = getattr(stream, "text", "")
+        if isinstance(arrived, str) and len(arrived) > len(view.text):
+            view.text = arrived
         raise
     finally:
-        aclose = getattr(agen, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(BaseException):
-                asyncio.run_coroutine_threadsafe(aclose(), loop).result(close_timeout)
+        relay.close(close_timeout)
 
 
 def usage_line(response: Response, *, first_token: float | None = None) -> dict[str, Any]:

@@ -20,14 +20,18 @@ original exception, so the cause stays visible in tracebacks::
           └── StreamInterruptedError  a stream broke after text had arrived; .partial_text kept
 
 Errors carry ``request`` and ``response`` (httpx2 objects) when there was one, plus
-``provider`` and ``model``. No message, repr or attribute ever contains an API key: headers
-are not part of any message, and key identifiers are masked to their last four characters.
+``provider`` and ``model``. No message, repr or attribute ever contains an API key: every
+message is scrubbed of every key the package knows (a proxy may echo one), the request and
+response kept are copies with credential headers masked, and key identifiers show their last
+four characters only (see :mod:`llm_magics._secrets`).
 """
 
 from __future__ import annotations
 
 import builtins
 from typing import Any
+
+from ._secrets import masked_request, masked_response, scrub
 
 __all__ = [
     "APIConnectionError",
@@ -58,12 +62,14 @@ class LLMError(Exception):
         request: Any = None,
         response: Any = None,
     ) -> None:
+        # The one place every message passes: a provider (or a proxy) may have echoed a key.
+        message = scrub(message)
         super().__init__(message)
         self.message = message
         self.provider = provider
         self.model = model
-        self.request = request
-        self.response = response
+        self.request = masked_request(request)
+        self.response = masked_response(response)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"

@@ -11,6 +11,7 @@ AsyncClient (an AsyncClient must not be shared across loops).
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import email.utils
 import functools
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _errors as errors
+from ._secrets import mask_exception
 
 if TYPE_CHECKING:
     import httpx2
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 __all__ = [
+    "Attempts",
     "ErrorContext",
     "RetryPolicy",
     "Timeouts",
@@ -64,9 +67,14 @@ class Timeouts:
 @dataclass
 class RetryPolicy:
     """Bounded exponential backoff with full jitter. ``sleep`` and ``random`` are injectable
-    so tests never wait for real."""
+    so tests never wait for real.
 
-    max_retries: int = 4
+    ``max_retries`` counts retries after 429s, server errors, timeouts and dropped
+    connections: 2, as in the official OpenAI and Anthropic SDKs, so a broken server is
+    reported within seconds. A 429 that moves the request to another key of the pool is
+    rotation, not a retry, and is not counted (see ``Client._after_failure``)."""
+
+    max_retries: int = 2
     backoff_base: float = 0.5
     backoff_max: float = 20.0
     sleep: Callable[[float], Awaitable[Any]] = field(default=asyncio.sleep, repr=False)
@@ -78,6 +86,35 @@ class RetryPolicy:
         cap = min(self.backoff_max, self.backoff_base * (2**attempt))
         jittered = cap * (0.5 + 0.5 * self.random())
         return max(jittered, retry_after or 0.0)
+
+
+class Attempts:
+    """The failed attempts of one call so far: ``retries`` counted against the policy's
+    ``max_retries``, ``rotations`` (a 429 that moved to another key) not."""
+
+    __slots__ = ("retries", "rotations")
+
+    def __init__(self) -> None:
+        self.retries = 0
+        self.rotations = 0
+
+    @property
+    def total(self) -> int:
+        return self.retries + self.rotations
+
+
+def retry_reason(exc: errors.LLMError) -> str:
+    """Why a retry is needed, in a few words (for the announcement of the wait)."""
+    who = exc.provider or "the provider"
+    if isinstance(exc, errors.RateLimitError):
+        asked = f", Retry-After {exc.retry_after:g} s" if exc.retry_after is not None else ""
+        return f"{who} rate limit (429{asked})"
+    if isinstance(exc, errors.TimeoutError):
+        return f"{who} did not answer in time"
+    if isinstance(exc, errors.APIConnectionError):
+        return f"could not reach {who}"
+    status = getattr(exc, "status_code", None)
+    return f"{who} returned HTTP {status}" if status else f"{who} failed ({type(exc).__name__})"
 
 
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504, 520, 522, 524, 529})
@@ -182,13 +219,24 @@ def _httpx_timeout(t: Timeouts) -> httpx2.Timeout:
     return httpx2.Timeout(t.idle, connect=t.connect, pool=t.total)
 
 
-async def _within(awaitable: Awaitable[T], seconds: float) -> T:
-    """Bound a whole request. asyncio.timeout (3.11+) costs no extra task per request, which
-    matters at hundreds of requests per second; 3.10 falls back to wait_for."""
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            return await awaitable
-    return await asyncio.wait_for(awaitable, seconds)
+async def _within(awaitable: Awaitable[T], seconds: float, ctx: ErrorContext) -> T:
+    """Bound one attempt; running out of time is our TimeoutError. asyncio.timeout (3.11+)
+    costs no extra task per request, which matters at hundreds of requests per second; 3.10
+    falls back to wait_for."""
+    try:
+        if sys.version_info >= (3, 11):
+            async with asyncio.timeout(seconds):
+                return await awaitable
+        return await asyncio.wait_for(awaitable, seconds)
+    # asyncio.TimeoutError is the builtin on 3.11+, a class of its own on 3.10.
+    except (builtins.TimeoutError, asyncio.TimeoutError) as exc:
+        if isinstance(exc, errors.LLMError):
+            raise
+        raise errors.TimeoutError(
+            f"{ctx.provider} did not answer within {seconds:g} s. Raise timeout= or try again.",
+            provider=ctx.provider,
+            model=ctx.model,
+        ) from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,6 +407,8 @@ class translate_transport_errors:
         import httpx2
 
         ctx = self.ctx
+        if isinstance(exc, httpx2.HTTPError | httpx2.StreamError | httpx2.InvalidURL):
+            mask_exception(exc)  # it becomes the __cause__ of ours, and keeps the request
         if isinstance(exc, httpx2.TimeoutException):
             arrived = self.partial() if self.partial else ""
             if arrived:
@@ -467,27 +517,20 @@ async def request_json(
     """Send one request; return (parsed body, response). Raises from the error tree."""
     client = get_client(transport)
     with translate_transport_errors(ctx):
-        try:
-            response = await _within(
-                client.request(
-                    method,
-                    url,
-                    headers=headers,
-                    json=json_body,
-                    params=params,
-                    files=files,
-                    data=data,
-                    timeout=_httpx_timeout(timeout),
-                ),
-                timeout.total,
-            )
-        except asyncio.TimeoutError as exc:
-            raise errors.TimeoutError(
-                f"{ctx.provider} took longer than {timeout.total:g} s for the whole request. "
-                "Raise timeout= or try again.",
-                provider=ctx.provider,
-                model=ctx.model,
-            ) from exc
+        response = await _within(
+            client.request(
+                method,
+                url,
+                headers=headers,
+                json=json_body,
+                params=params,
+                files=files,
+                data=data,
+                timeout=_httpx_timeout(timeout),
+            ),
+            timeout.total,
+            ctx,
+        )
     if response.status_code >= 400:
         raise error_from_response(response, ctx)
     if not expect_json:
@@ -524,7 +567,7 @@ async def stream_request(
         method, url, headers=headers, json=json_body, params=params, timeout=_httpx_timeout(timeout)
     )
     with translate_transport_errors(ctx):
-        response = await _within(client.send(request, stream=True), timeout.total)
+        response = await _within(client.send(request, stream=True), timeout.total, ctx)
     try:
         if response.status_code >= 400:
             with translate_transport_errors(ctx):

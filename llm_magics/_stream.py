@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 from . import _loop
 from ._errors import LLMError, StreamInterruptedError
-from ._http import Timeouts
+from ._http import Attempts, Timeouts
 from ._media_prep import prepare_media
+from ._textbuffer import TextBuffer
 from ._types import ChatRequest, Response
 from .usage import estimate_request_tokens
 
@@ -43,7 +44,7 @@ class ResponseStream:
         self.client = client
         self.request = request
         self.response: Response | None = None
-        self.text = ""
+        self._text = TextBuffer()
         self._cache = cache
         self._timeouts = timeouts
         self._iterator: AsyncIterator[str] | None = None
@@ -60,6 +61,11 @@ class ResponseStream:
         if self._iterator is not None:
             await self._iterator.aclose()  # type: ignore[attr-defined]
 
+    @property
+    def text(self) -> str:
+        """What has arrived so far."""
+        return self._text.value
+
     async def _run(self) -> AsyncIterator[str]:
         client, request = self.client, self.request
         started = time.perf_counter()
@@ -67,14 +73,14 @@ class ResponseStream:
         hit = client._cache_lookup(cache_key, self._cache)
         if hit is not None:
             for piece in _replay_chunks(hit.text):
-                self.text += piece
+                self._text.append(piece)
                 yield piece
             self.response = client._finish(hit, request, started)
             return
         if not client.provider.supports_stream:
             raise client.provider.unsupported("streaming")
         request = await prepare_media(request, client.provider)
-        attempt = 0
+        tries = Attempts()
         while True:
             key = await client._acquire(estimate_request_tokens(request))
             final: Response | None = None
@@ -83,21 +89,12 @@ class ResponseStream:
                     if isinstance(item, Response):
                         final = item
                     else:
-                        self.text += item
+                        self._text.append(item)
                         yield item
             except LLMError as exc:
-                if self.text:
-                    if isinstance(exc, StreamInterruptedError):
-                        raise
-                    raise StreamInterruptedError(
-                        f"the {client.provider.name} stream failed after "
-                        f"{len(self.text)} characters: {exc}",
-                        partial_text=self.text,
-                        provider=client.provider.name,
-                        model=client.model,
-                    ) from exc
-                await client._after_failure(exc, key, attempt)
-                attempt += 1
+                if self._text:
+                    raise self._interrupted(exc) from exc
+                await client._after_failure(exc, key, tries)
                 continue
             if final is None:
                 final = Response(self.text, client.model, client.provider.name)
@@ -107,8 +104,22 @@ class ResponseStream:
                 client.cache.put(cache_key, final)
             return
 
+    def _interrupted(self, exc: LLMError) -> StreamInterruptedError:
+        if isinstance(exc, StreamInterruptedError):
+            return exc
+        return StreamInterruptedError(
+            f"the {self.client.provider.name} stream failed after {len(self.text)} "
+            f"characters: {exc}",
+            partial_text=self.text,
+            provider=self.client.provider.name,
+            model=self.client.model,
+        )
 
-def _replay_chunks(text: str, size: int = 24) -> Iterator[str]:
+
+def _replay_chunks(text: str, size: int = 24, most: int = 64) -> Iterator[str]:
+    """A cached answer as a stream: small pieces, but never more than ``most`` of them, so a
+    long answer replays in a blink (each piece costs a hop between threads)."""
+    size = max(size, -(-len(text) // most))
     for start in range(0, len(text), size):
         yield text[start : start + size]
 

@@ -432,8 +432,23 @@ def to_messages(prompt: Any) -> list[Message]:
             isinstance(i, Message) or (isinstance(i, Mapping) and "role" in i) for i in items
         ):
             return [i if isinstance(i, Message) else _message_from_dict(i) for i in items]
-        return [Message("user", [_to_part(i) for i in items])]
+        return [Message("user", _parts_of(items))]
     return [Message("user", [_to_part(prompt)])]
+
+
+def _parts_of(items: list[Any]) -> list[Part]:
+    """The parts of a list prompt. Plain strings side by side are separate pieces of text
+    (``["Hello", "world"]``), so they are joined by a newline, never glued together; explicit
+    TextParts are fragments of one text (a rendered cell) and stay as they are."""
+    parts: list[Part] = []
+    after_plain = False
+    for item in items:
+        if isinstance(item, str) and after_plain:
+            parts[-1] = TextPart(f"{parts[-1].text}\n{item}")  # type: ignore[union-attr]
+        else:
+            parts.append(_to_part(item))
+        after_plain = isinstance(item, str)
+    return parts
 
 
 def _to_part(item: Any) -> Part:

@@ -64,6 +64,7 @@ from ._cache_format import (
     encode_response,
     request_digest,
 )
+from ._cache_readonly import ReadOnlyStore
 from ._cache_sql import FALLBACK, read_many, read_one
 from ._cache_writer import BatchWriter, cache_clock
 from ._errors import ConfigError
@@ -172,6 +173,7 @@ class CacheStats:
     misses: int
     writes: int
     refused: int
+    read_only: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -180,7 +182,10 @@ class CacheStats:
         lookups = self.hits + self.misses
         rate = f" ({self.hits / lookups:.0%} hit rate)" if lookups else ""
         return [
-            ("directory", self.directory),
+            (
+                "directory",
+                self.directory + (" (read-only: answers are not stored)" if self.read_only else ""),
+            ),
             ("entries", f"{self.entries:,}"),
             ("size", f"{_human(self.size_bytes)} of {_human(self.size_limit)}"),
             ("expiry", f"after {self.ttl:g} s" if self.ttl else "never"),
@@ -217,24 +222,36 @@ class ResponseCache:
         ttl: float | None = None,
     ) -> None:
         path = Path(directory) if directory is not None else default_directory()
-        self.directory = _private_directory(path.expanduser())
         self.size_limit = size_limit if size_limit is not None else _size_from_env()
         self.ttl = ttl if ttl is not None else _ttl_from_env()
         if self.ttl is not None and self.ttl <= 0:
             self.ttl = None
-        self._store = diskcache.Cache(
-            str(self.directory),
-            disk=JSONDisk,
-            size_limit=self.size_limit,
-            eviction_policy="least-recently-stored",
-            tag_index=True,
-            # Culling inside a batched transaction over-evicts (freed pages only shrink the
-            # file at commit), so the writer culls after each commit instead.
-            cull_limit=0,
-        )
+        self.directory = path.expanduser()
+        #: True when the directory cannot be written: answers are read from it, never stored.
+        self.read_only = False
+        self._store: Any
+        self._writer: BatchWriter | None = None
+        try:
+            self.directory = _private_directory(self.directory)
+            self._store = diskcache.Cache(
+                str(self.directory),
+                disk=JSONDisk,
+                size_limit=self.size_limit,
+                eviction_policy="least-recently-stored",
+                tag_index=True,
+                # Culling inside a batched transaction over-evicts (freed pages only shrink
+                # the file at commit), so the writer culls after each commit instead.
+                cull_limit=0,
+            )
+        except (sqlite3.Error, diskcache.Timeout, OSError, ConfigError) as exc:
+            # A cache is an optimisation: one that cannot be written must not fail a call.
+            self.read_only = True
+            self._store = ReadOnlyStore(self.directory, _refuse)
+            _warn_read_only(self.directory, exc)
+        else:
+            self._writer = BatchWriter(self._store, ttl=self.ttl, size_limit=self.size_limit)
         self._lock = threading.Lock()
         self.hits = self.misses = 0
-        self._writer = BatchWriter(self._store, ttl=self.ttl, size_limit=self.size_limit)
 
     def __repr__(self) -> str:
         return f"ResponseCache({str(self.directory)!r})"
@@ -260,7 +277,7 @@ class ResponseCache:
         return request_digest(payload)
 
     def get(self, key: str) -> Response | None:
-        data = self._writer.pending(key)
+        data = self._writer.pending(key) if self._writer is not None else None
         if data is None:
             data = self._read(key)
         response = self._decode(data) if data is not None else None
@@ -284,8 +301,9 @@ class ResponseCache:
                     bodies[key] = data
         except (sqlite3.Error, diskcache.Timeout, OSError) as exc:
             log.warning("response cache read failed (%s); asking the provider instead", exc)
+        writer = self._writer
         for key in keys:
-            data = self._writer.pending(key)
+            data = writer.pending(key) if writer is not None else None
             if data is not None:
                 bodies[key] = data
         answers: dict[str, Response] = {}
@@ -315,6 +333,8 @@ class ResponseCache:
     def put(self, key: str, response: Response) -> None:
         """Store an answer. It is readable through :meth:`get` at once and reaches the disk
         within milliseconds (a batch commit on the writer thread); :meth:`flush` waits."""
+        if self._writer is None:
+            return  # read-only: the user was told once
         body = self._encode(response)
         if body is None:
             return
@@ -322,11 +342,11 @@ class ResponseCache:
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every answer put so far is on disk; False after ``timeout``."""
-        return self._writer.flush(timeout)
+        return self._writer.flush(timeout) if self._writer is not None else True
 
     @property
     def writes(self) -> int:
-        return self._writer.written
+        return self._writer.written if self._writer is not None else 0
 
     # --- management ----------------------------------------------------------------------
 
@@ -344,11 +364,17 @@ class ResponseCache:
             misses=misses,
             writes=writes,
             refused=_refused.get(str(self.directory), 0),
+            read_only=self.read_only,
         )
 
     def clear(self, model: str | None = None, *, expired: bool = False) -> int:
         """Remove entries; returns how many. ``model``: only that ``provider:model`` (dated
         snapshots included) or every model of ``provider``; ``expired``: only expired ones."""
+        if self.read_only:
+            raise ConfigError(
+                f"the response cache {self.directory} is read-only, so nothing can be removed "
+                f"from it. Set {ENV_DIR} to a writable directory."
+            )
         self.flush()
         if expired:
             return int(self._store.expire(retry=True))
@@ -386,6 +412,24 @@ class ResponseCache:
         except NotAResponse:
             _refuse(str(self.directory), "a value that is not a cached response")
             return None
+
+
+_read_only_warned: set[str] = set()
+
+
+def _warn_read_only(directory: Path, exc: BaseException) -> None:
+    """Once per directory and process: the cache can be read but not written."""
+    with _refused_lock:
+        if str(directory) in _read_only_warned:
+            return
+        _read_only_warned.add(str(directory))
+    log.warning(
+        "the response cache %s cannot be written (%s): cached answers are still read from it, "
+        "new ones are not stored. Set %s to a writable directory to cache them.",
+        directory,
+        exc,
+        ENV_DIR,
+    )
 
 
 def _tag_matches(tag: str, wanted: str) -> bool:

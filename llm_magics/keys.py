@@ -18,13 +18,15 @@ Where limits come from, per limit, first match wins:
    (e.g. ``GROQ_RPM_LIMIT=30``), read on every acquire so a change applies at once;
 3. the model's profile in :mod:`llm_magics.pricing` (``register_model_profile(..., rpm=)``);
    built-in profiles carry no limits, because they depend on the account's tier;
-4. learned: after a 429, the number of requests the key got through in the last minute
-   becomes its RPM limit (only when 1-3 give none, and only when at least two got
-   through, so one stray 429 cannot throttle a key to a crawl). A learned limit is forgotten
-   after ten minutes without another 429 on that key.
+4. learned: after a second 429 in a row on a key, the number of requests it got through in
+   the last minute becomes its RPM limit (only when 1-3 give none, and only when at least two
+   got through). A single 429 never throttles a key beyond its Retry-After. A learned limit
+   is forgotten after ten minutes without another 429 on that key.
 
 A 429 cools the key down for its Retry-After when the provider gave one, else 60 -> 120 ->
-240 s (capped); the request moves to another key (see ``Client._after_failure``). A 401/403
+240 s ... doubling up to an hour; the request moves to another key (see
+``Client._after_failure``). Every wait in ``acquire`` is announced first (see
+:mod:`llm_magics._waits`), with the key and the reason. A 401/403
 retires a key for the rest of the session, logged with its last four characters only.
 :meth:`KeyPool.status` gives the rows of ``%llm keys``.
 
@@ -49,13 +51,15 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ._errors import AuthenticationError, ConfigError
+from ._secrets import mask, remember
+from ._waits import announce
 
 __all__ = ["APIKey", "KeyPool", "RateLimits"]
 
 log = logging.getLogger("llm_magics.keys")
 
 COOLDOWN_START = 60.0
-COOLDOWN_MAX = 240.0
+COOLDOWN_MAX = 3600.0
 MINUTE = 60.0
 DAY = 86_400.0
 #: Extra seconds a minute-window slot stays taken. The provider counts a request when it
@@ -73,6 +77,7 @@ class APIKey:
     def __init__(self, secret: str, env: str | None = None) -> None:
         self._secret = secret
         self.env = env
+        remember(secret)  # so the error boundary masks it wherever a server echoes it
 
     def reveal(self) -> str:
         """The secret itself: only for building a request header."""
@@ -80,7 +85,7 @@ class APIKey:
 
     @property
     def hint(self) -> str:
-        return self._secret[-4:] if len(self._secret) >= 8 else "****"
+        return mask(self._secret).removeprefix("...")
 
     def __repr__(self) -> str:
         return f"APIKey('...{self.hint}')"
@@ -312,11 +317,13 @@ class KeyPool:
         """
         limits = self.limits_for(model)
         tokens = max(int(estimated_tokens), 0)
+        announced = ""
         while True:
             with self._lock:
                 now = self._clock()
                 n = len(self._states)
                 wake = math.inf
+                first: _KeyState | None = None
                 for offset in range(n):
                     index = (self._next + offset) % n
                     state = self._states[index]
@@ -328,7 +335,8 @@ class KeyPool:
                         state.take(now, tokens)
                         self._next = (index + 1) % n
                         return state.key
-                    wake = min(wake, ready)
+                    if ready < wake:
+                        wake, first = ready, state
                 if wake == math.inf:
                     raise AuthenticationError(
                         f"every {self.provider} key was rejected by the provider "
@@ -336,7 +344,28 @@ class KeyPool:
                         f"Set {self.env or 'the key variable'} to valid keys.",
                         provider=self.provider,
                     )
+                reason = self._why_waiting(first, now, limits)
+            if reason != announced:
+                announce(wake - now, reason)
+                announced = reason
             await self._sleep(max(wake - now, 0.001))
+
+    def _why_waiting(self, state: _KeyState | None, now: float, limits: RateLimits) -> str:
+        """Why the key that is ready first is not ready now (the lock is held)."""
+        if state is None:
+            return f"no {self.provider} key is ready"
+        which = f"{self.provider} key ...{state.key.hint}"
+        if len(self._states) > 1:
+            which = f"every {self.provider} key is busy; {which}"
+        if state.cooldown_until > now:
+            return f"{which} is cooling down after a 429 (rate limit)"
+        rpm = limits.rpm if limits.rpm is not None else state.learned_rpm
+        if rpm is not None and len(state.minute) >= rpm:
+            learned = " (learned from 429s)" if limits.rpm is None else ""
+            return f"{which} is at its limit of {rpm} requests per minute{learned}"
+        if limits.rpd is not None and state.day_count >= limits.rpd:
+            return f"{which} is at its limit of {limits.rpd} requests per day"
+        return f"{which} is at its limit of {limits.tpm} tokens per minute"
 
     def record(self, key: APIKey, input_tokens: int = 0, output_tokens: int = 0) -> None:
         """A request on ``key`` succeeded and used these tokens."""
@@ -358,7 +387,7 @@ class KeyPool:
             state.token_sum += used
 
     def rate_limited(self, key: APIKey, retry_after: float | None) -> None:
-        """Cool the key down: Retry-After when given, else 60 -> 120 -> 240 s."""
+        """Cool the key down: Retry-After when given, else 60 -> 120 -> 240 s ... up to 1 h."""
         with self._lock:
             state = self._state(key)
             now = self._clock()
@@ -370,9 +399,10 @@ class KeyPool:
                 state.minute.pop()
             if retry_after is None:
                 retry_after = min(COOLDOWN_START * 2**state.strikes, COOLDOWN_MAX)
+            repeated = state.strikes > 0
             state.strikes += 1
             state.cooldown_until = max(state.cooldown_until, now + retry_after)
-            if self.learn and self.limits.rpm is None:
+            if repeated and self.learn and self.limits.rpm is None:
                 got_through = len(state.minute)
                 if got_through >= _MIN_LEARNED and limits_from_env(self.provider).rpm is None:
                     if state.learned_rpm is None or got_through < state.learned_rpm:

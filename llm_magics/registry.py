@@ -10,6 +10,7 @@ Thread safety: every method may be called from any thread.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import threading
@@ -254,10 +255,8 @@ class Registry:
             pool: KeyPool | None = KeyPool(ref.provider, [api_key], env=info.primary_key_env)
         else:
             pool = self.key_pool(ref.provider)
-        hint = None
         if pool is None and info.needs_key:
-            hint = missing_key_message(info)
-            raise ConfigError(hint, provider=ref.provider, model=ref.model)
+            raise ConfigError(missing_key_message(info), provider=ref.provider, model=ref.model)
         if cache is True:
             use_cache = self.cache
         elif cache is False or cache is None:
@@ -273,7 +272,6 @@ class Registry:
             retry=_retry_policy(retry or self.retry, max_retries),
             timeouts=timeouts,
             defaults=defaults,
-            missing_key_hint=hint,
         )
 
     def providers(self) -> list[dict[str, Any]]:
@@ -304,7 +302,7 @@ def _retry_policy(base: RetryPolicy, max_retries: int | None) -> RetryPolicy:
         return base
     if max_retries < 0:
         raise ConfigError(f"max_retries must be 0 or more; got {max_retries}")
-    return RetryPolicy(max_retries, base.backoff_base, base.backoff_max, base.sleep, base.random)
+    return dataclasses.replace(base, max_retries=max_retries)
 
 
 def missing_key_message(info: ProviderInfo) -> str:

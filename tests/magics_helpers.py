@@ -14,7 +14,7 @@ import httpx2
 import pytest
 
 from llm_magics import registry
-from tests.support.specs import SPECS_DIR, SpecTransport
+from tests.support.specs import SpecTransport
 
 KEY = "sk-magics-test-SENTINEL-0123456789abcdef"
 MODEL = "openai:gpt-4o-mini"
@@ -198,9 +198,6 @@ class FakeRegistry(registry.Registry):
 
     def provider(self, name: str, *, base_url: str | None = None, transport: Any = None) -> Any:
         return super().provider(name, base_url=base_url, transport=transport or self.transport)
-
-
-requires_specs = pytest.mark.skipif(SPECS_DIR is None, reason="../shared/specs not found")
 
 
 @pytest.fixture

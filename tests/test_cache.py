@@ -180,7 +180,7 @@ def test_every_parameter_that_changes_the_answer_changes_the_key(srv: FakeOpenAI
         "schema": key(schema={"type": "object", "properties": {"a": {"type": "string"}}}),
         "other schema": key(schema={"type": "object", "properties": {"b": {"type": "string"}}}),
         "json_mode": key(json_mode=True),
-        "extra": key(frequency_penalty=0.5),
+        "extra": key(extra_body={"frequency_penalty": 0.5}),
         "image": key(["hi", png_1]),
         "other image": key(["hi", png_2]),
         "base url": key(via=OpenAICompatProvider("fake", "http://elsewhere:1/v1")),
@@ -191,7 +191,7 @@ def test_every_parameter_that_changes_the_answer_changes_the_key(srv: FakeOpenAI
     # Equal requests written differently are one key.
     assert key(temperature=1) == key(temperature=1.0)
     assert key(["hi", png_1]) == key(["hi", MediaPart("image", "image/png", data=b"\x89PNG one")])
-    assert key(extra_a=1, extra_b=2) == key(extra_b=2, extra_a=1)
+    assert key(extra_body={"a": 1, "b": 2}) == key(extra_body={"b": 2, "a": 1})
 
 
 def test_the_api_key_is_not_part_of_the_key_and_never_reaches_the_cache_files(
@@ -426,3 +426,70 @@ def test_clear_cache_removes_all_or_one_model(srv: FakeOpenAIServer) -> None:
     assert lm.cache_stats().entries == 0
     client(srv).chat("q1")
     assert srv.request_count == 4
+
+
+# --- a cache that cannot be written (case 9 of the hardening issue) ------------------------
+
+_READ_ONLY_SCRIPT = """
+import logging, sys
+import llm_magics as lm
+logging.basicConfig(level=logging.WARNING, format="%(message)s")
+lm.register("fake", sys.argv[1], api_key="sk-cache-test-key-A-0123456789")
+c = lm.client("fake:m")
+again = c.chat("asked before")
+fresh = c.chat("never asked")
+off = c.chat("never asked either", cache=False)
+print("ANSWERS", again.cached, again.text, "|", fresh.cached, "|", off.text)
+stats = lm.cache_stats()
+print("STATS", stats.read_only, stats.entries)
+"""
+
+
+def _as_a_user_who_cannot_write(argv: list[str]) -> list[str]:
+    # Root writes anywhere; without CAP_DAC_OVERRIDE it meets the file modes like anyone.
+    if os.geteuid() != 0:
+        return argv
+    drop = "-dac_override,-dac_read_search,-fowner"
+    return ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}", *argv]
+
+
+def test_a_read_only_cache_is_read_never_written_and_fails_no_call(
+    srv: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    directory = tmp_path / "read-only-cache"
+    writable = ResponseCache(directory)
+    lm.register("fake", srv.base_url, api_key=KEY_A)
+    first = lm.client("fake:m", cache=writable).chat("asked before")
+    writable.close()
+    for path in [directory, *directory.rglob("*")]:
+        path.chmod(0o500 if path.is_dir() else 0o400)
+    try:
+        env = {**os.environ, "LLM_MAGICS_CACHE_DIR": str(directory)}
+        run = subprocess.run(
+            _as_a_user_who_cannot_write([sys.executable, "-c", _READ_ONLY_SCRIPT, srv.base_url]),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        for path in [directory, *directory.rglob("*")]:
+            path.chmod(0o700 if path.is_dir() else 0o600)
+    assert run.returncode == 0, run.stderr
+    assert f"ANSWERS True {first.text} | False |" in run.stdout, "the old answer is read"
+    assert "STATS True 1" in run.stdout, "stats work and say read-only; nothing was added"
+    warnings = [line for line in run.stderr.splitlines() if "cannot be written" in line]
+    assert len(warnings) == 1, run.stderr
+    assert "LLM_MAGICS_CACHE_DIR" in warnings[0] and str(directory) in warnings[0]
+    assert "Traceback" not in run.stderr
+
+
+def test_clearing_a_read_only_cache_says_which_setting_to_change(tmp_path: Path) -> None:
+    store = ResponseCache(tmp_path / "ro")
+    store.read_only = True
+    with pytest.raises(lm.ConfigError, match="read-only.*LLM_MAGICS_CACHE_DIR"):
+        store.clear()
+    store.close()

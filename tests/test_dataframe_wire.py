@@ -15,9 +15,6 @@ from pydantic import BaseModel
 
 import llm_magics as lm
 from tests.dataframe_support import Backend, answer_for, client_for, reviews, unit
-from tests.support.specs import requires_specs
-
-pytestmark = requires_specs
 
 
 @pytest.fixture

@@ -142,16 +142,18 @@ def test_a_429_cools_only_that_key_down_for_its_retry_after() -> None:
     assert "AAAA" in {acquire(p).hint for _ in range(3)}
 
 
-def test_without_retry_after_the_cooldown_doubles_from_60_to_a_cap() -> None:
+def test_without_retry_after_the_cooldown_doubles_from_60_s_up_to_an_hour() -> None:
     p, t = pool(["sk-only-one-key-9999"], learn=False)
     key = acquire(p)
     waits = []
-    for _ in range(4):
+    for _ in range(8):
         p.rate_limited(key, None)
         before = t.now
         acquire(p)
         waits.append(t.now - before)
-    assert waits == [pytest.approx(w) for w in (60.0, 120.0, 240.0, COOLDOWN_MAX)]
+    expected = (60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 3600.0, 3600.0)
+    assert COOLDOWN_MAX == 3600.0
+    assert waits == [pytest.approx(w) for w in expected]
     p.record(key)  # a success resets the back-off
     p.rate_limited(key, None)
     before = t.now
@@ -254,6 +256,38 @@ def test_a_single_stray_429_does_not_throttle_a_key() -> None:
     assert t.sleeps == []
 
 
+def test_one_429_with_retry_after_1_waits_one_second_and_learns_no_limit() -> None:
+    # Case 7 of the hardening issue: four got through, the fifth met a 429 with
+    # Retry-After: 1. The next request waits that one second, not a learned minute.
+    p, t = pool(["sk-only-one-key-9999"], margin=0.0)
+    keys = [acquire(p) for _ in range(5)]
+    p.rate_limited(keys[-1], 1.0)
+    assert "learned" not in p.status()[0]["rpm"]
+    acquire(p)
+    assert t.sleeps == [pytest.approx(1.0)]
+    for _ in range(10):
+        acquire(p)
+    assert t.sleeps == [pytest.approx(1.0)], "no throttling after the Retry-After"
+
+
+def test_every_wait_of_the_pool_is_announced_with_the_key_and_the_reason() -> None:
+    from llm_magics._waits import Wait, listening
+
+    heard: list[Wait] = []
+    p, _ = pool(["sk-only-one-key-9999"])
+
+    async def go() -> None:
+        with listening(heard.append):
+            key = await p.acquire()
+            p.rate_limited(key, 30.0)
+            await p.acquire()
+
+    asyncio.run(go())
+    assert [w.seconds for w in heard] == [pytest.approx(30.0)]
+    assert "...9999 is cooling down after a 429" in str(heard[0])
+    assert str(heard[0]).startswith("waiting 30 s: ")
+
+
 # --- nothing leaks -------------------------------------------------------------------------
 
 
@@ -305,7 +339,9 @@ def burst(client: lm.Client, n: int) -> list[lm.Response]:
     return _loop.run(run())
 
 
-def check_rotation(srv: FakeOpenAIServer, log: SendLog, answers: list[lm.Response]) -> None:
+def check_rotation(
+    srv: FakeOpenAIServer, log: SendLog, answers: list[lm.Response], *, learning: bool = False
+) -> None:
     n = len(answers)
     assert [a.text for a in answers] == [f"echo: question {i}" for i in range(n)]
     stats = srv.stats()
@@ -314,8 +350,12 @@ def check_rotation(srv: FakeOpenAIServer, log: SendLog, answers: list[lm.Respons
     times = sorted(t for ts in stats.accepted.values() for t in ts)
     refused = [t for ts in stats.rate_limited.values() for t in ts]
     # 429s are only allowed while the pool learns (or, with known limits, while a cold
-    # client's first requests take longer than the margin to reach the server).
-    assert [t for t in refused if t > times[0] + MINUTE] == []
+    # client's first requests take longer than the margin to reach the server). A key learns
+    # its limit from its second 429 (one 429 is trusted to mean its Retry-After), so with
+    # unknown limits each key may meet one more 429 after the first window.
+    late = [t for t in refused if t > times[0] + MINUTE]
+    assert len(late) <= (len(SECRETS) if learning else 0)
+    assert [t for t in refused if t > times[0] + 2 * MINUTE] == []
     # After the first window's burst, the keys together sustain close to 3 x R per minute.
     steady = (len(times) - 3 * R) / (times[-1] - times[0]) * MINUTE
     assert 0.85 * 3 * R <= steady <= 3 * R * 1.01
@@ -335,7 +375,7 @@ def test_three_keys_with_unknown_limits_learn_them_and_never_send_before_retry_a
 ) -> None:
     client = rotating_client(limited_server, monkeypatch)
     log = SendLog(client, limited_server.clock)
-    check_rotation(limited_server, log, burst(client, 3 * R * 3))
+    check_rotation(limited_server, log, burst(client, 3 * R * 3), learning=True)
     assert log.cooldowns  # the limits really were unknown at first
     assert client.keys is not None
     assert all(row["rpm"].endswith(f"/{R} (learned)") for row in client.keys.status())

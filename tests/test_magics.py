@@ -26,12 +26,9 @@ from tests.magics_helpers import (
     last_user_text,
     magics_of,
     outputs,
-    requires_specs,
 )
 
 __all__ = ["fake", "ip"]  # fixtures
-
-pytestmark = requires_specs
 
 
 def run(shell: Any, line: str, cell: str) -> Any:

@@ -13,11 +13,9 @@ from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
 from llm_magics import registry
-from tests.magics_helpers import KEY, FakeOpenAI, fake, ip, magics_of, outputs, requires_specs
+from tests.magics_helpers import KEY, FakeOpenAI, fake, ip, magics_of, outputs
 
 __all__ = ["fake", "ip"]  # fixtures
-
-pytestmark = requires_specs
 
 
 def line(shell: Any, text: str) -> Any:

@@ -10,11 +10,9 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
-from tests.magics_helpers import FakeOpenAI, fake, ip, last_user_text, magics_of, requires_specs
+from tests.magics_helpers import FakeOpenAI, fake, ip, last_user_text, magics_of
 
 __all__ = ["fake", "ip"]  # fixtures
-
-pytestmark = requires_specs
 
 
 def sent(shell: Any, fake: FakeOpenAI, prompt: str, options: str = "") -> str:

@@ -16,11 +16,9 @@ from IPython.core.displaypub import CapturingDisplayPublisher
 from IPython.utils.capture import capture_output
 
 import llm_magics as lm
-from tests.magics_helpers import FakeOpenAI, fake, ip, magics_of, outputs, requires_specs
+from tests.magics_helpers import FakeOpenAI, fake, ip, magics_of, outputs
 
 __all__ = ["fake", "ip"]  # fixtures
-
-pytestmark = requires_specs
 
 
 class RecordingPublisher(CapturingDisplayPublisher):
@@ -226,3 +224,56 @@ def test_a_failed_request_leaves_no_placeholder_behind(
     with pytest.raises(lm.BadRequestError):
         ip.run_cell_magic("llm", "--no-cache", "hi")
     assert answer_texts(publisher) == ["…", ""]
+
+
+# --- no hang, no spin (cases 5, 8 and 15 of the hardening issue) ---------------------------
+
+
+def _fast_failing_registry(total: float, retries: int) -> None:
+    from llm_magics import registry
+    from llm_magics._http import RetryPolicy, Timeouts
+
+    reg = registry.default_registry
+    reg.timeouts = Timeouts(connect=1.0, total=total, idle=total)
+    reg.retry = RetryPolicy(max_retries=retries, backoff_base=0.01, backoff_max=0.01)
+
+
+def test_a_streamed_cell_that_times_out_ends_with_the_error_instead_of_spinning(
+    ip: Any, fake: FakeOpenAI, publisher: RecordingPublisher
+) -> None:
+    _fast_failing_registry(total=0.3, retries=1)
+    fake.latency = 5.0
+    started = time.perf_counter()
+    with pytest.raises(lm.TimeoutError) as info:
+        ip.run_cell_magic("llm", "", "hello")
+    assert time.perf_counter() - started < 3.0, "two attempts of 0.3 s, not a spin or an OOM"
+    rendered = info.value._render_traceback_()  # type: ignore[attr-defined]
+    assert len(rendered) == 1 and "did not answer within 0.3 s" in rendered[0]
+    shown = answer_texts(publisher)
+    assert any("retry 1 of 1" in text and "did not answer in time" in text for text in shown)
+    assert shown[-1] == "", "the placeholder does not stay behind the error"
+
+
+def test_a_non_streamed_cell_shows_each_retry_while_it_waits(
+    ip: Any, fake: FakeOpenAI, publisher: RecordingPublisher
+) -> None:
+    _fast_failing_registry(total=5.0, retries=2)
+    fake.status = 500
+    with pytest.raises(lm.ProviderError):
+        ip.run_cell_magic("llm", "--no-stream", "hello")
+    assert len(fake.bodies) == 3, "a deterministic 500 is sent three times, not five"
+    shown = answer_texts(publisher)
+    assert any("HTTP 500; retry 1 of 2" in text for text in shown)
+    assert any("HTTP 500; retry 2 of 2" in text for text in shown)
+
+
+def test_a_cached_two_megabyte_answer_replays_in_a_streamed_cell_in_a_blink(
+    ip: Any, fake: FakeOpenAI, publisher: RecordingPublisher
+) -> None:
+    fake.reply = "word " * 400_000  # 2 MB
+    ip.run_cell_magic("llm", "--no-stream", "long one")  # fills the cache
+    started = time.perf_counter()
+    ip.run_cell_magic("llm", "", "long one")
+    took = time.perf_counter() - started
+    assert ip.user_ns["_llm"].cached and ip.user_ns["_llm"].text == fake.reply
+    assert took < 2.0, f"replay took {took:.1f} s (it was 22 s when text grew by +=)"

@@ -24,9 +24,7 @@ from tests.media_support import (
     serve,
     wav_of,
 )
-from tests.support.specs import SpecViolation, load_spec, parse_multipart, requires_specs
-
-pytestmark = requires_specs
+from tests.support.specs import SpecViolation, load_spec, parse_multipart
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 import llm_magics as lm
 from llm_magics._types import MediaPart, Message, Response, Usage
 from llm_magics.memory import Conversation, Conversations, redact_secrets
-from tests.magics_helpers import KEY, FakeOpenAI, last_user_text, requires_specs
+from tests.magics_helpers import KEY, FakeOpenAI, last_user_text
 
 
 def answer(text: str, model: str = "m") -> Response:
@@ -140,7 +140,6 @@ def test_the_store_creates_conversations_on_first_use_and_resets_by_name() -> No
     assert store.reset() == ["b"] and len(store) == 0
 
 
-@requires_specs
 def test_chat_sends_the_history_and_system_prompt_and_records_the_turn(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

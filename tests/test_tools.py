@@ -11,7 +11,7 @@ import pytest
 
 import llm_magics as lm
 from llm_magics.tools import to_tool_specs
-from tests.support.specs import SpecTransport, requires_specs
+from tests.support.specs import SpecTransport
 
 
 def add(a: int, b: int = 0) -> int:
@@ -67,7 +67,6 @@ def _completion(message: dict[str, Any], usage: tuple[int, int]) -> httpx2.Respo
     )  # fmt: skip
 
 
-@requires_specs
 def test_run_tools_calls_the_functions_and_returns_the_final_answer_with_summed_usage() -> None:
     replies = iter(
         [

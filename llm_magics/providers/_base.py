@@ -37,6 +37,9 @@ class Provider:
     supports_transcribe: bool = False
     media_kinds: frozenset[str] = frozenset()  # "image", "audio", "document"
     context_markers: ClassVar[tuple[str, ...]] = ()
+    #: Fields beyond the portable options that this provider is known to take through
+    #: ``extra_body`` (named in the error for a misspelt keyword).
+    extra_body_fields: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,

@@ -40,6 +40,7 @@ from .._http import (
     truncated_stream_error,
 )
 from .._http import decode_event as _decode
+from .._secrets import SecretHeaders
 from .._types import (
     ChatRequest,
     Message,
@@ -104,12 +105,14 @@ class AnthropicProvider(Provider):
     # --- request building ----------------------------------------------------------------
 
     def headers(self, key: APIKey | None) -> dict[str, str]:
-        out = {
-            "accept": "application/json",
-            "content-type": "application/json",
-            "anthropic-version": API_VERSION,
-            **self.extra_headers,
-        }
+        out = SecretHeaders(
+            {
+                "accept": "application/json",
+                "content-type": "application/json",
+                "anthropic-version": API_VERSION,
+                **self.extra_headers,
+            }
+        )
         if key is not None:
             out["x-api-key"] = key.reveal()
         return out
@@ -172,6 +175,12 @@ class AnthropicProvider(Provider):
                 out[-1]["content"].extend(blocks)
             else:
                 out.append({"role": role, "content": blocks})
+        for message in out:
+            # Text alone goes as a plain string: the simplest form, and the one servers that
+            # only understand strings (some proxies, local servers) do not drop.
+            blocks = message["content"]
+            if len(blocks) == 1 and blocks[0].keys() == {"type", "text"}:
+                message["content"] = blocks[0]["text"]
         return out
 
     def _blocks(self, m: Message) -> list[dict[str, Any]]:

@@ -46,6 +46,7 @@ from .._http import (
     truncated_stream_error,
 )
 from .._http import decode_event as _decode
+from .._secrets import SecretHeaders
 from .._types import (
     ChatRequest,
     MediaPart,
@@ -112,7 +113,7 @@ class GeminiProvider(Provider):
     # --- request building ----------------------------------------------------------------
 
     def headers(self, key: APIKey | None) -> dict[str, str]:
-        out = {"Accept": "application/json", **self.extra_headers}
+        out = SecretHeaders({"Accept": "application/json", **self.extra_headers})
         if key is not None:
             out["x-goog-api-key"] = key.reveal()
         return out

@@ -80,6 +80,7 @@ class LocalProvider(Provider):
     supports_embed = True
     supports_transcribe = True
     media_kinds = frozenset()
+    extra_body_fields = _LLAMA_OPTIONS
 
     def check_media(self, request: ChatRequest) -> None:
         for message in request.messages:

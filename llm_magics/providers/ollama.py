@@ -30,6 +30,7 @@ from .._errors import (
     StreamInterruptedError,
 )
 from .._http import Timeouts, error_from_response, iter_ndjson, request_json, stream_request
+from .._secrets import SecretHeaders
 from .._types import ChatRequest, Message, Part, Response, TextPart, ToolCall, Usage
 from ..keys import APIKey
 from ._base import Provider
@@ -54,7 +55,7 @@ class OllamaProvider(Provider):
     # --- request building ----------------------------------------------------------------
 
     def headers(self, key: APIKey | None) -> dict[str, str]:
-        out = {"Accept": "application/json", **self.extra_headers}
+        out = SecretHeaders({"Accept": "application/json", **self.extra_headers})
         if key is not None:  # an Ollama behind an authenticating proxy
             out["Authorization"] = f"Bearer {key.reveal()}"
         return out

@@ -14,10 +14,12 @@ import json
 import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from .._errors import ProviderError
 from .._http import Timeouts, error_from_stream_event, iter_sse, request_json, stream_request
 from .._http import decode_event as _decode
+from .._secrets import SecretHeaders
 from .._types import (
     ChatRequest,
     MediaPart,
@@ -56,13 +58,15 @@ class OpenAICompatProvider(Provider):
     def __init__(self, name: str, base_url: str, **kwargs: Any) -> None:
         super().__init__(name, base_url, **kwargs)
         # OpenAI deprecated max_tokens for max_completion_tokens (reasoning models refuse the
-        # old name); most compatible servers only know max_tokens.
-        self.max_tokens_field = "max_completion_tokens" if name == "openai" else "max_tokens"
+        # old name); most compatible servers only know max_tokens, and llama.cpp silently
+        # ignores the new name, so OPENAI_BASE_URL at another server gets the old one.
+        official = name == "openai" and urlsplit(base_url).hostname == "api.openai.com"
+        self.max_tokens_field = "max_completion_tokens" if official else "max_tokens"
         # Groq's published schema has no stream_options (it forbids unknown fields) and reports
         # streamed usage in x_groq.usage instead.
         self.stream_usage_option = name != "groq"
         # Only OpenAI's endpoint is known to honour base64 embeddings; it halves the payload.
-        self.embed_base64 = name == "openai"
+        self.embed_base64 = official
         # Schemas go as OpenAI's json_schema until a server says it takes json_object only.
         self.schema_in_json_object = False
         if name == "openai":
@@ -75,7 +79,7 @@ class OpenAICompatProvider(Provider):
     # --- request building ----------------------------------------------------------------
 
     def headers(self, key: APIKey | None) -> dict[str, str]:
-        out = {"Accept": "application/json", **self.extra_headers}
+        out = SecretHeaders({"Accept": "application/json", **self.extra_headers})
         if key is not None:
             out["Authorization"] = f"Bearer {key.reveal()}"
         return out

@@ -16,9 +16,7 @@ import llm_magics as lm
 from llm_magics._http import RetryPolicy
 from llm_magics._types import MediaPart
 from tests.support.faults import Chunks, Sleeps
-from tests.support.specs import SpecTransport, SpecViolation, load_spec, requires_specs
-
-pytestmark = requires_specs
+from tests.support.specs import SpecTransport, SpecViolation, load_spec
 
 KEY = "test-anthropic-key-0123456789WXYZ"  # a sentinel, shaped unlike a real key
 MODEL = "claude-haiku-4-5"
@@ -143,9 +141,8 @@ def test_chat_posts_to_v1_messages_with_key_version_and_a_default_max_tokens() -
     body = transport.bodies[0]
     assert body["model"] == MODEL
     assert isinstance(body["max_tokens"], int) and body["max_tokens"] > 0
-    assert body["messages"] == [
-        {"role": "user", "content": [{"type": "text", "text": "What is the capital of France?"}]}
-    ]
+    # Text alone goes as a plain string (case 14: servers that flatten strings only).
+    assert body["messages"] == [{"role": "user", "content": "What is the capital of France?"}]
     assert (str(r), r.provider, r.model, r.finish_reason) == ("Paris.", "anthropic", MODEL, "stop")
     # input_tokens is the whole prompt: Anthropic's uncached part plus cache reads and writes.
     assert (r.usage.input_tokens, r.usage.output_tokens) == (16, 5)

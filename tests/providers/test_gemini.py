@@ -16,9 +16,7 @@ import llm_magics as lm
 from llm_magics._http import RetryPolicy
 from llm_magics._types import MediaPart
 from tests.support.faults import Chunks, Sleeps
-from tests.support.specs import SpecTransport, SpecViolation, load_spec, requires_specs
-
-pytestmark = requires_specs
+from tests.support.specs import SpecTransport, SpecViolation, load_spec
 
 KEY = "AIzaSy-test-0123456789abcdefWXYZ"
 MODEL = "gemini-2.5-flash"

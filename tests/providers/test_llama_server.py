@@ -22,10 +22,9 @@ import llm_magics as lm
 from llm_magics import _loop
 from llm_magics._http import RetryPolicy
 from llm_magics.serve import LocalServer
-from tests.support.specs import SpecTransport, requires_specs
+from tests.support.specs import SpecTransport
 
 pytestmark = [
-    requires_specs,
     pytest.mark.model,
     pytest.mark.skipif(
         importlib.util.find_spec("llama_cpp") is None

@@ -195,9 +195,20 @@ def test_audio_in_a_chat_points_to_transcribe(
     assert _local_model._chat_slot.loaded is None
 
 
-def test_an_unknown_option_lists_the_ones_it_takes(fresh_models: None, local: lm.Client) -> None:
+def test_an_unknown_option_names_the_closest_one_local_takes(
+    fresh_models: None, local: lm.Client
+) -> None:
     with pytest.raises(lm.ConfigError) as caught:
         local.chat("Hi", frequency_penality=0.5)
+    assert "frequency_penality" in str(caught.value)
+    assert "extra_body={'frequency_penalty': ...}" in str(caught.value)
+
+
+def test_an_unknown_llama_option_in_extra_body_lists_the_ones_it_takes(
+    fresh_models: None, local: lm.Client
+) -> None:
+    with pytest.raises(lm.ConfigError) as caught:
+        local.chat("Hi", extra_body={"frequency_penality": 0.5})
     assert "frequency_penality" in str(caught.value)
     assert "frequency_penalty" in str(caught.value)
 

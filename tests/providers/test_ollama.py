@@ -19,9 +19,7 @@ from llm_magics._http import RetryPolicy
 from llm_magics._types import MediaPart
 from llm_magics.providers.ollama import OllamaProvider
 from tests.support.faults import Chunks, Sleeps
-from tests.support.specs import SpecTransport, SpecViolation, load_spec, requires_specs
-
-pytestmark = requires_specs
+from tests.support.specs import SpecTransport, SpecViolation, load_spec
 
 MODEL = "llama3.2"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32

@@ -15,9 +15,7 @@ from pydantic import BaseModel
 
 import llm_magics as lm
 from llm_magics._types import MediaPart
-from tests.support.specs import SpecTransport, requires_specs
-
-pytestmark = requires_specs
+from tests.support.specs import SpecTransport
 
 KEY = "sk-test-0123456789abcdefWXYZ"
 
@@ -336,7 +334,9 @@ def test_a_server_that_takes_schemas_only_in_json_object_gets_them_there(streame
         assert stream.response is not None
         c.chat("Capital of Italy?", schema=City)
     else:
-        assert c.chat("Capital of France?", schema=City).parsed == City(city="Paris", country="France")
+        assert c.chat("Capital of France?", schema=City).parsed == City(
+            city="Paris", country="France"
+        )
         c.chat("Capital of Italy?", schema=City)
     formats = [body["response_format"] for body in transport.bodies]
     assert formats[0]["type"] == "json_schema"
@@ -472,7 +472,7 @@ def test_negative_control_a_broken_body_is_rejected_by_the_validator() -> None:
         "openai", lambda r: httpx2.Response(200, json=completion()), max_retries=0
     )
     with pytest.raises(lm.ProviderError):
-        c.chat("hi", messages="not a list")  # `extra` overrides the real messages field
+        c.chat("hi", extra_body={"messages": "not a list"})  # overrides the real messages
     assert transport.violations, "the validator accepted a body with messages as a string"
     assert "messages" in str(transport.violations[0])
 

@@ -1,7 +1,8 @@
 """Wire-conformance helpers: validate HTTP traffic against the providers' own API specs.
 
-The provider OpenAPI files live outside the repository, in ``../shared/specs`` (see
-``SOURCES.md`` there).  This module loads them once per process, rewrites the OpenAPI 3.0-isms
+The provider OpenAPI files are test data of the project and live in ``tests/specs/`` (see
+``SOURCES.md`` there for their origin and ``SHA256SUMS`` for their checksums), so a clone of
+the repository alone runs every conformance test; ``LLM_MAGICS_SPECS_DIR`` points elsewhere.  This module loads them once per process, rewrites the OpenAPI 3.0-isms
 they contain into plain JSON Schema (Draft 2020-12), and validates with ``jsonschema`` +
 ``referencing`` (one ``Registry`` holding the whole spec document, so every
 ``#/components/schemas/X`` reference resolves).
@@ -65,7 +66,6 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import httpx2
-import pytest
 import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
@@ -73,6 +73,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 __all__ = [
+    "BUNDLED_SPECS_DIR",
     "PROVIDERS",
     "SPECS_DIR",
     "FormFile",
@@ -84,27 +85,22 @@ __all__ = [
     "load_spec",
     "parse_multipart",
     "parse_sse",
-    "requires_specs",
 ]
 
 # --------------------------------------------------------------------------------------------
 # Where the specs are
 
 
-def _find_specs_dir() -> Path | None:
+#: The copy kept in the repository.
+BUNDLED_SPECS_DIR = Path(__file__).resolve().parents[1] / "specs"
+
+
+def _find_specs_dir() -> Path:
     env = os.environ.get("LLM_MAGICS_SPECS_DIR")
-    if env:
-        return Path(env).expanduser()
-    candidate = Path(__file__).resolve().parents[2].parent / "shared" / "specs"
-    return candidate if candidate.is_dir() else None
+    return Path(env).expanduser() if env else BUNDLED_SPECS_DIR
 
 
-SPECS_DIR: Path | None = _find_specs_dir()
-
-requires_specs = pytest.mark.skipif(
-    SPECS_DIR is None,
-    reason="../shared/specs not found (clone has no shared/); set LLM_MAGICS_SPECS_DIR",
-)
+SPECS_DIR: Path = _find_specs_dir()
 
 SPEC_FILES: dict[str, str] = {
     "openai": "openai.openapi.yaml",
@@ -1251,10 +1247,6 @@ def load_spec(provider: str) -> Spec:
         return spec
     if provider not in SPEC_FILES:
         raise KeyError(f"unknown provider {provider!r}; known: {', '.join(PROVIDERS)}")
-    if SPECS_DIR is None:
-        raise FileNotFoundError(
-            "../shared/specs not found (clone has no shared/); set LLM_MAGICS_SPECS_DIR"
-        )
     with _SPECS_LOCK:
         spec = _SPECS.get(provider)
         if spec is None:

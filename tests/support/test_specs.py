@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -15,10 +16,10 @@ from typing import Any
 import httpx2
 import pytest
 
-from . import specs as specs_module
 from .specs import (
+    BUNDLED_SPECS_DIR,
     PROVIDERS,
-    SPECS_DIR,
+    SPEC_FILES,
     FormFile,
     Spec,
     SpecTransport,
@@ -28,10 +29,7 @@ from .specs import (
     load_spec,
     parse_multipart,
     parse_sse,
-    requires_specs,
 )
-
-pytestmark = requires_specs
 
 Body = dict[str, Any]
 
@@ -237,7 +235,6 @@ BROKEN_CHAT: list[tuple[str, str, Callable[[Body], None], str]] = [
 
 
 def test_specs_dir_is_found_and_holds_all_six_files() -> None:
-    assert SPECS_DIR is not None
     for provider in PROVIDERS:
         assert load_spec(provider).path.is_file()
 
@@ -248,8 +245,17 @@ def test_specs_dir_honours_the_environment_variable(
     monkeypatch.setenv("LLM_MAGICS_SPECS_DIR", str(tmp_path))
     assert _find_specs_dir() == tmp_path
     monkeypatch.delenv("LLM_MAGICS_SPECS_DIR")
-    default = Path(specs_module.__file__).resolve().parents[2].parent / "shared" / "specs"
-    assert _find_specs_dir() == (default if default.is_dir() else None)
+    assert _find_specs_dir() == BUNDLED_SPECS_DIR
+
+
+def test_bundled_specs_match_their_recorded_checksums() -> None:
+    sums = (BUNDLED_SPECS_DIR / "SHA256SUMS").read_text().split("\n")
+    recorded = dict(reversed(line.split()) for line in sums if line.strip())
+    assert set(recorded) == set(SPEC_FILES.values())
+    for name, digest in recorded.items():
+        data = (BUNDLED_SPECS_DIR / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == digest, f"{name} differs from SHA256SUMS"
+    assert (BUNDLED_SPECS_DIR / "SOURCES.md").is_file()
 
 
 def test_specs_are_loaded_once_per_process_and_cached() -> None:
