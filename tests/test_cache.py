@@ -490,6 +490,6 @@ def test_a_read_only_cache_is_read_never_written_and_fails_no_call(
 def test_clearing_a_read_only_cache_says_which_setting_to_change(tmp_path: Path) -> None:
     store = ResponseCache(tmp_path / "ro")
     store.read_only = True
-    with pytest.raises(lm.ConfigError, match="read-only.*LLM_MAGICS_CACHE_DIR"):
+    with pytest.raises(lm.ConfigError, match=r"read-only.*LLM_MAGICS_CACHE_DIR"):
         store.clear()
     store.close()
