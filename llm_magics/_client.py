@@ -21,7 +21,15 @@ from ._errors import (
     OutputParseError,
     RateLimitError,
 )
-from ._http import Attempts, RetryPolicy, Timeouts, is_retryable, retry_reason
+from ._http import (
+    NOT_UNDERSTOOD,
+    Attempts,
+    RetryPolicy,
+    Timeouts,
+    is_retryable,
+    not_understood,
+    retry_reason,
+)
 from ._media_prep import prepare_media
 from ._options import (
     CHAT_DEFAULTS,
@@ -31,7 +39,16 @@ from ._options import (
     unknown_option_error,
 )
 from ._stream import ResponseStream, TextStream
-from ._types import ChatRequest, MediaPart, OutputSchema, Response, Transcript, to_messages
+from ._types import (
+    ChatRequest,
+    MediaPart,
+    Message,
+    OutputSchema,
+    Response,
+    TextPart,
+    Transcript,
+    to_messages,
+)
 from ._waits import announce
 from .keys import APIKey, KeyPool
 from .providers._base import Provider
@@ -147,7 +164,7 @@ class Client:
             json_mode=json_mode,
             extra=extra,
         )
-        if not any(m.parts or m.tool_calls for m in request.messages):
+        if not any(_has_content(m) for m in request.messages):
             raise ConfigError(
                 "the prompt is empty: pass the text to send (or message dicts with content)."
             )
@@ -182,6 +199,8 @@ class Client:
                 return await op(key, timeouts)
             except LLMError as exc:
                 failure = exc
+            except NOT_UNDERSTOOD as exc:
+                raise not_understood(exc, self.provider.name, self.model) from exc
             if deadline is not None and isinstance(failure, errors.TimeoutError):
                 raise self._out_of_time(failure, timeout, tries) from failure
             await self._after_failure(failure, key, tries, deadline)
@@ -422,6 +441,7 @@ class Client:
                 key: APIKey | None, timeouts: Timeouts, batch: list[str] = batch
             ) -> list[list[float]]:
                 found, usage = await self.provider.embed(use_model, batch, key, timeouts)
+                check_vectors(found, len(batch), self.provider.name, use_model)
                 if key is not None and self.keys is not None:
                     self.keys.record(key, usage.input_tokens, 0)
                 return found
@@ -482,6 +502,33 @@ class Client:
 
     def list_models(self) -> list[str]:
         return _loop.run(self.alist_models())
+
+
+def _has_content(message: Message) -> bool:
+    return bool(
+        message.tool_calls
+        or message.role == "tool"
+        or any(not isinstance(p, TextPart) or p.text for p in message.parts)
+    )
+
+
+def check_vectors(vectors: Any, expected: int, provider: str, model: str) -> None:
+    """One flat list of numbers per text, or a ProviderError saying what came instead."""
+    shape = ""
+    if not isinstance(vectors, list) or len(vectors) != expected:
+        shape = f"{len(vectors) if isinstance(vectors, list) else type(vectors).__name__} vectors for {expected} texts"
+    elif not all(
+        isinstance(v, list) and v and all(isinstance(x, float | int) for x in v) for v in vectors
+    ):
+        shape = "something other than one flat list of numbers per text (per-token vectors?)"
+    if shape:
+        raise errors.ProviderError(
+            f"{provider} returned {shape} from its embeddings endpoint for {model}. A llama.cpp "
+            "server needs --embeddings --pooling mean; otherwise check the model is an "
+            "embedding model.",
+            provider=provider,
+            model=model,
+        )
 
 
 def _audio_part(audio: Any) -> MediaPart:

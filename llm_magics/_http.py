@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 __all__ = [
+    "NOT_UNDERSTOOD",
     "Attempts",
     "ErrorContext",
     "RetryPolicy",
@@ -43,6 +44,7 @@ __all__ = [
     "get_client",
     "iter_ndjson",
     "iter_sse",
+    "not_understood",
     "parse_retry_after",
     "request_json",
     "stream_request",
@@ -101,6 +103,31 @@ class Attempts:
     @property
     def total(self) -> int:
         return self.retries + self.rotations
+
+
+#: What parsing an answer of an unexpected shape raises (and encoding a prompt that is not
+#: valid Unicode: a UnicodeEncodeError is a ValueError).
+NOT_UNDERSTOOD = (KeyError, IndexError, TypeError, AttributeError, ValueError)
+
+
+def not_understood(exc: Exception, provider: str, model: str) -> errors.LLMError:
+    """An exception from inside a provider call, as the LLMError it means."""
+    if isinstance(exc, UnicodeEncodeError):
+        near = exc.object[max(exc.start - 20, 0) : exc.end + 20]
+        return errors.ConfigError(
+            f"the prompt cannot be sent: it holds {exc.object[exc.start : exc.end]!r} (near "
+            f"{near!r}), which is not valid Unicode text (a lone surrogate, often from a bad "
+            "decode). Clean it first, e.g. text.encode('utf-8', 'replace').decode().",
+            provider=provider,
+            model=model,
+        )
+    return errors.ProviderError(
+        f"{provider} answered in a shape llm_magics does not understand "
+        f"({type(exc).__name__}: {exc}). If this is a compatible server, it may not implement "
+        "this endpoint fully; the raw answer is in the exception's __cause__ chain.",
+        provider=provider,
+        model=model,
+    )
 
 
 def retry_reason(exc: errors.LLMError) -> str:
@@ -409,6 +436,13 @@ class translate_transport_errors:
         ctx = self.ctx
         if isinstance(exc, httpx2.HTTPError | httpx2.StreamError | httpx2.InvalidURL):
             mask_exception(exc)  # it becomes the __cause__ of ours, and keeps the request
+        if isinstance(exc, httpx2.InvalidURL | httpx2.UnsupportedProtocol):
+            raise errors.ConfigError(
+                f"the URL for {ctx.provider} is not usable ({exc}). Check its base URL "
+                "setting (e.g. OPENAI_BASE_URL) or the base_url given to lm.register.",
+                provider=ctx.provider,
+                model=ctx.model,
+            ) from exc
         if isinstance(exc, httpx2.TimeoutException):
             arrived = self.partial() if self.partial else ""
             if arrived:
@@ -425,11 +459,42 @@ class translate_transport_errors:
             if arrived:
                 raise _interrupted(ctx, exc, arrived) from exc
             raise errors.APIConnectionError(
-                f"could not reach {ctx.provider}: {type(exc).__name__}: {exc}",
+                _connection_message(ctx, exc),
                 provider=ctx.provider,
                 model=ctx.model,
                 request=_request_of(exc),
             ) from exc
+        if isinstance(exc, httpx2.DecodingError):
+            raise errors.ProviderError(
+                f"{ctx.provider} sent a body that cannot be decoded ({exc}): its "
+                "Content-Encoding does not match the bytes. Try again; if it persists, the "
+                "server or a proxy in front of it is broken.",
+                provider=ctx.provider,
+                model=ctx.model,
+                request=_request_of(exc),
+            ) from exc
+        if isinstance(exc, httpx2.HTTPError | httpx2.CookieConflict):
+            raise errors.ProviderError(
+                f"the request to {ctx.provider} failed: {type(exc).__name__}: {exc}",
+                provider=ctx.provider,
+                model=ctx.model,
+            ) from exc
+
+
+_BEFORE_REACHING = ("ConnectError", "ProxyError")
+
+
+def _connection_message(ctx: ErrorContext, exc: Exception) -> str:
+    """'could not reach' only when the server was not reached; a connection that broke
+    while sending or reading says so (the server was there)."""
+    name = type(exc).__name__
+    if name in _BEFORE_REACHING:
+        return f"could not reach {ctx.provider}: {name}: {exc}"
+    return (
+        f"the connection to {ctx.provider} broke before the answer was complete "
+        f"({name}: {exc}). Try again; a server that closes it every time may be overloaded "
+        "or limit the body size."
+    )
 
 
 def error_from_stream_event(

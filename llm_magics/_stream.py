@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from . import _loop
 from ._errors import LLMError, StreamInterruptedError
-from ._http import Attempts, Timeouts
+from ._http import NOT_UNDERSTOOD, Attempts, Timeouts, not_understood
 from ._media_prep import prepare_media
 from ._textbuffer import TextBuffer
 from ._types import ChatRequest, Response
@@ -96,6 +96,8 @@ class ResponseStream:
                     raise self._interrupted(exc) from exc
                 await client._after_failure(exc, key, tries)
                 continue
+            except NOT_UNDERSTOOD as exc:
+                raise not_understood(exc, client.provider.name, client.model) from exc
             if final is None:
                 final = Response(self.text, client.model, client.provider.name)
             client._record(key, final)

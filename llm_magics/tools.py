@@ -96,8 +96,13 @@ async def run_tool_loop(
     messages = to_messages(prompt)
     total = Usage()
     rounds: list[dict[str, Any]] = []
+    choice = options.pop("tool_choice", None)
     for _ in range(max_rounds):
-        response = await client.achat(messages, tools=specs, **options)
+        response = await client.achat(messages, tools=specs, tool_choice=choice, **options)
+        if choice not in (None, "auto", "none"):
+            # A forced choice ("required", a tool's name) holds for the first round only:
+            # sent again, it would force a call every round and the loop would never end.
+            choice = "auto"
         total = total + response.usage
         if not response.tool_calls:
             response.usage = total

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import httpx2
@@ -297,3 +298,253 @@ def test_braces_in_prompts_are_sent_verbatim() -> None:
     client, _ = make_client(handler)
     client.chat('Explain {"a": {x}} and {0} and {')
     assert bodies[0]["messages"][0]["content"] == 'Explain {"a": {x}} and {0} and {'
+
+
+# --- every failure is an LLMError (case 11 of the hardening issue) -------------------------
+
+HTTPX_ERRORS = sorted(
+    (
+        value
+        for value in vars(httpx2).values()
+        if isinstance(value, type)
+        and issubclass(value, Exception)
+        and value.__module__.startswith("httpx2")
+    ),
+    key=lambda cls: cls.__name__,
+)
+
+
+def _instance(cls: type[Exception], request: httpx2.Request) -> Exception:
+    if issubclass(cls, httpx2.HTTPStatusError):
+        return cls("status", request=request, response=httpx2.Response(500, request=request))
+    if issubclass(cls, httpx2.RequestError):
+        return cls(f"{cls.__name__} happened", request=request)
+    try:
+        return cls()  # the StreamErrors take no message
+    except TypeError:
+        return cls(f"{cls.__name__} happened")
+
+
+def test_the_walk_covers_the_whole_httpx2_exception_tree() -> None:
+    names = {cls.__name__ for cls in HTTPX_ERRORS}
+    assert {"HTTPError", "DecodingError", "InvalidURL", "StreamClosed", "ConnectError"} <= names
+    assert len(HTTPX_ERRORS) >= 25
+
+
+@pytest.mark.parametrize("cls", HTTPX_ERRORS, ids=lambda cls: cls.__name__)
+@pytest.mark.parametrize("streamed", [False, True], ids=["chat", "stream"])
+def test_every_httpx2_exception_becomes_an_llm_error_with_it_as_the_cause(
+    cls: type[Exception], streamed: bool
+) -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        raise _instance(cls, request)
+
+    client, _ = make_client(handler, retries=0)
+    with pytest.raises(lm.LLMError) as info:
+        if streamed:
+            list(client.stream("hi"))
+        else:
+            client.chat("hi")
+    assert isinstance(info.value.__cause__, cls)
+    assert KEY not in str(info.value) and info.value.message
+
+
+MALFORMED: dict[str, Any] = {
+    "not JSON": lambda: httpx2.Response(200, text="<html>gateway</html>"),
+    "a JSON list": lambda: httpx2.Response(200, json=[1, 2]),
+    "no choices": lambda: httpx2.Response(200, json={"id": "x", "object": "chat.completion"}),
+    "empty choices": lambda: httpx2.Response(200, json={"id": "x", "choices": []}),
+    "message is null": lambda: httpx2.Response(200, json={"choices": [{"message": None}]}),
+    "choices is a string": lambda: httpx2.Response(200, json={"choices": "many"}),
+    "corrupt gzip": lambda: httpx2.Response(
+        200, stream=Chunks([b"definitely not gzip"]), headers={"content-encoding": "gzip"}
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_an_answer_of_an_unexpected_shape_is_a_provider_error_naming_the_provider(
+    case: str,
+) -> None:
+    handler, _ = scripted(MALFORMED[case]())
+    client, _ = make_client(handler, retries=0)
+    with pytest.raises(lm.ProviderError) as info:
+        client.chat("hi")
+    assert "openai" in str(info.value)
+
+
+def test_a_connection_cut_while_reading_the_answer_does_not_say_could_not_reach() -> None:
+    handler, _ = scripted(httpx2.RemoteProtocolError("peer closed connection mid-body"))
+    client, _ = make_client(handler, retries=0)
+    with pytest.raises(lm.APIConnectionError) as info:
+        client.chat("hi")
+    assert "could not reach" not in str(info.value)
+    assert "broke before the answer was complete" in str(info.value)
+
+
+def test_embeddings_of_an_unexpected_shape_say_what_came_and_how_to_fix_llama_cpp() -> None:
+    per_token = {"object": "list", "data": [{"index": 0, "embedding": [[0.1, 0.2], [0.3, 0.4]]}]}
+    handler, _ = scripted(httpx2.Response(200, json=per_token))
+    client, _ = make_client(handler, retries=0)
+    with pytest.raises(lm.ProviderError, match="--pooling mean"):
+        client.embed(["one text"])
+
+
+def test_a_prompt_with_a_lone_surrogate_is_a_config_error_saying_where() -> None:
+    handler, seen = scripted(ok())
+    client, _ = make_client(handler, retries=0)
+    with pytest.raises(lm.ConfigError, match=r"'\\ud800' \(near '.*abc \\ud800 def"):
+        client.chat("abc \ud800 def")
+    assert seen == []
+
+
+# --- options (case 10 and 19 of the hardening issue) ---------------------------------------
+
+
+def test_a_misspelt_option_is_a_config_error_naming_the_right_one_and_nothing_is_sent() -> None:
+    handler, seen = scripted(ok())
+    client, _ = make_client(handler)
+    with pytest.raises(lm.ConfigError, match=r"temprature=.*Did you mean temperature=\?"):
+        client.chat("hi", temprature=0)
+    assert seen == []
+
+
+def test_extra_body_is_the_way_to_send_a_field_the_package_does_not_know() -> None:
+    handler, seen = scripted(ok())
+    client, _ = make_client(handler)
+    client.chat("hi", extra_body={"logit_bias": {"50256": -100}})
+    assert json.loads(seen[0].content)["logit_bias"] == {"50256": -100}
+
+
+def test_a_client_default_that_is_not_a_request_field_never_reaches_a_chat_body() -> None:
+    handler, seen = scripted(ok())
+    client, _ = make_client(handler, embed_model="text-embedding-3-small", temperature=0)
+    client.chat("hi")
+    body = json.loads(seen[0].content)
+    assert "embed_model" not in body and body["temperature"] == 0
+
+
+def test_an_unknown_client_default_is_a_config_error() -> None:
+    with pytest.raises(lm.ConfigError, match=r"max_tokns=.*max_tokens="):
+        make_client(scripted(ok())[0], max_tokns=5)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("timeout", "x", "timeout must be a positive number"),
+        ("timeout", -1, "timeout must be a positive number"),
+        ("max_tokens", -5, "max_tokens must be a whole number of at least 1"),
+        ("temperature", 5, "temperature must be a number from 0 to 2"),
+        ("top_p", "high", "top_p must be a number from 0 to 1"),
+    ],
+)
+def test_a_bad_option_value_is_a_config_error_before_anything_is_sent(
+    option: str, value: Any, message: str
+) -> None:
+    handler, seen = scripted(ok())
+    client, _ = make_client(handler)
+    with pytest.raises(lm.ConfigError, match=message):
+        client.chat("hi", **{option: value})
+    with pytest.raises(lm.ConfigError, match=message):
+        list(client.stream("hi", **{option: value}))
+    assert seen == []
+
+
+def test_an_empty_prompt_is_a_config_error_not_empty_content() -> None:
+    handler, seen = scripted(ok())
+    client, _ = make_client(handler)
+    for empty in ("", [], [""]):
+        with pytest.raises(lm.ConfigError, match="the prompt is empty"):
+            client.chat(empty)
+    assert seen == []
+
+
+def test_a_list_of_strings_is_sent_as_separate_lines_not_glued_together() -> None:
+    handler, seen = scripted(ok())
+    client, _ = make_client(handler)
+    client.chat(["Hello", "world"])
+    assert json.loads(seen[0].content)["messages"][-1]["content"] == "Hello\nworld"
+
+
+# --- timeouts and retries (cases 6 and 8 of the hardening issue) ---------------------------
+
+
+def test_a_stream_timeout_is_an_llm_timeout_error_with_a_message() -> None:
+    async def slow(request: httpx2.Request) -> httpx2.Response:
+        await asyncio.sleep(5)
+        return ok()
+
+    client, _ = make_client(slow, retries=0)
+    with pytest.raises(lm.TimeoutError) as info:
+        list(client.stream("hi", timeout=0.2))
+    assert isinstance(info.value, lm.LLMError)
+    assert "did not answer within 0.2 s" in str(info.value)
+
+
+def test_timeout_bounds_the_whole_call_with_its_retries_and_says_so() -> None:
+    async def slow(request: httpx2.Request) -> httpx2.Response:
+        await asyncio.sleep(5)
+        return ok()
+
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        await asyncio.sleep(seconds)
+
+    client = lm.client(
+        "openai:m",
+        api_key=KEY,
+        transport=httpx2.MockTransport(slow),
+        cache=False,
+        retry=RetryPolicy(max_retries=5, backoff_base=0.05, sleep=sleep),
+    )
+    started = time.perf_counter()
+    with pytest.raises(lm.TimeoutError) as info:
+        client.chat("hi", timeout=0.5)
+    took = time.perf_counter() - started
+    assert took < 1.0, f"timeout=0.5 took {took:.2f} s"
+    assert "within timeout=0.5 s" in str(info.value)
+
+
+def test_the_default_is_two_retries_of_a_server_error_as_in_the_official_sdks() -> None:
+    assert RetryPolicy().max_retries == 2
+    handler, seen = scripted(httpx2.Response(500, json={"error": {"message": "deterministic"}}))
+    client, _ = make_client(handler, retries=RetryPolicy().max_retries)
+    with pytest.raises(lm.ProviderError):
+        client.chat("hi")
+    assert len(seen) == 3
+
+
+def test_each_retry_is_announced_with_its_reason_and_wait(caplog: pytest.LogCaptureFixture) -> None:
+    handler, _ = scripted(httpx2.Response(503, text="busy"), ok())
+    client, _ = make_client(handler)
+    with caplog.at_level("INFO", logger="llm_magics"):
+        client.chat("hi")
+    assert any(
+        "openai returned HTTP 503; retry 1 of 4" in record.getMessage() for record in caplog.records
+    )
+
+
+def test_a_streamed_answer_that_fails_its_schema_raises_output_parse_error_at_the_end() -> None:
+    from pydantic import BaseModel
+
+    class City(BaseModel):
+        name: str
+
+    events = [
+        {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m",
+         "choices": [{"index": 0, "delta": {"content": "not json"}, "finish_reason": None}]},
+        {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m",
+         "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+    ]  # fmt: skip
+    body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+    handler, _ = scripted(
+        httpx2.Response(200, content=body.encode(), headers={"content-type": "text/event-stream"})
+    )
+    client, _ = make_client(handler, retries=0)
+    stream = client.stream("hi", schema=City)
+    with pytest.raises(lm.OutputParseError) as info:
+        list(stream)
+    assert info.value.text == "not json" and stream.text == "not json"

@@ -281,6 +281,24 @@ def test_schema_parses_into_the_pydantic_model_and_o_stores_it(ip: Any, fake: Fa
     assert final(captured)["application/json"] == {"name": "Paris", "country": "France"}
 
 
+@pytest.mark.parametrize("line", ["--schema City -o p", "--schema City -o p --no-stream"])
+def test_an_answer_that_fails_its_schema_shows_whole_and_is_kept_in_llm_and_the_variable(
+    ip: Any, fake: FakeOpenAI, line: str
+) -> None:
+    # Case 14 of the hardening issue: it used to leave a truncated answer, the previous
+    # cell's _llm and p unset.
+    ip.user_ns["City"] = City
+    run(ip, "", "an earlier question")
+    fake.reply = "Paris is the capital, and it is in France, as everyone knows."
+    with capture_output() as captured, pytest.raises(lm.OutputParseError) as info:
+        ip.run_cell_magic("llm", line, "Capital of France")
+    assert ip.user_ns["_llm"].text == fake.reply
+    assert ip.user_ns["p"] is ip.user_ns["_llm"]
+    assert final(captured) == {"text/plain": fake.reply}
+    rendered = info.value._render_traceback_()  # type: ignore[attr-defined]
+    assert len(rendered) == 1 and "_llm and p hold the Response" in rendered[0]
+
+
 def test_schema_names_an_unknown_variable(ip: Any, fake: FakeOpenAI) -> None:
     with pytest.raises(UsageError, match="--schema Citty: no variable named 'Citty'"):
         ip.run_cell_magic("llm", "--schema Citty", "x")

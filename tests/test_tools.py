@@ -133,3 +133,24 @@ def test_a_model_that_never_stops_calling_tools_is_cut_off_with_a_clear_error() 
     )
     with pytest.raises(lm.LLMError, match="still calling tools after 3 rounds"):
         c.chat("loop", tools=[add], run_tools=True, max_tool_rounds=3)
+
+
+def test_a_forced_tool_choice_applies_to_the_first_round_only_so_the_loop_ends() -> None:
+    # Case 13 of the hardening issue: a model obeys a forced choice every time it is sent.
+    def forced_or_answer(request: httpx2.Request) -> httpx2.Response:
+        body = json.loads(request.content)
+        choice = body.get("tool_choice")
+        if isinstance(choice, dict) or choice == "required":
+            call = {"id": "c", "type": "function", "function": {"name": "add", "arguments": '{"a": 1}'}}
+            return _completion({"content": None, "tool_calls": [call]}, (1, 1))
+        return _completion({"content": "1 it is"}, (1, 1))  # fmt: skip
+
+    transport = SpecTransport("openai", forced_or_answer)
+    c = lm.client(
+        "openai:gpt-4o-mini", api_key="sk-test-123456789", transport=transport, cache=False
+    )
+    r = c.chat("Add one", tools=[add], tool_choice="add", run_tools=True, max_tool_rounds=4)
+    transport.assert_clean()
+    assert r.text == "1 it is"
+    choices = [body.get("tool_choice") for body in transport.bodies]
+    assert choices == [{"type": "function", "function": {"name": "add"}}, "auto"]

@@ -216,15 +216,20 @@ class OpenAICompatProvider(Provider):
         return attach_raw_json(self.parse_response(data, request.model), reply.content)
 
     def parse_response(self, data: dict[str, Any], model: str) -> Response:
-        choice = (data.get("choices") or [{}])[0]
-        message = choice.get("message") or {}
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise ValueError("the answer has no choices")
+        choice: dict[str, Any] = choices[0]
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            raise ValueError("choices[0] has no message")
         calls = [
             ToolCall.from_raw(
                 tc.get("id", ""), tc["function"]["name"], tc["function"].get("arguments")
             )
             for tc in message.get("tool_calls") or []
         ]
-        finish = choice.get("finish_reason")
+        finish: Any = choice.get("finish_reason")
         return Response(
             text=message.get("content") or "",
             model=data.get("model") or model,
@@ -414,6 +419,8 @@ def _vector(embedding: Any) -> list[float]:
         if sys.byteorder != "little":
             floats.byteswap()
         return floats.tolist()
+    if isinstance(embedding, list) and embedding and isinstance(embedding[0], list):
+        return embedding  # per-token vectors (llama.cpp without pooling): the client says so
     return [float(x) for x in embedding]
 
 
