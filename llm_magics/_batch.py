@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from ._errors import AuthenticationError, ConfigError, LLMError, OutputParseError
+from ._fmt import duration, money
 from ._http import is_retryable
 from ._types import Response
 
@@ -103,8 +103,7 @@ class BatchStats:
     def cost_text(self) -> str:
         if self.unpriced and not self.cost:
             return "cost unknown"
-        text = f"${self.cost:.4f}" if self.cost < 1 else f"${self.cost:,.2f}"
-        return text + ("+?" if self.unpriced else "")
+        return money(self.cost) + ("+?" if self.unpriced else "")
 
     def summary(self) -> str:
         """One line: what a person wants to see while it runs and after."""
@@ -112,9 +111,9 @@ class BatchStats:
         if self.status == "running":
             parts.append(f"{self.rate:,.1f} rows/s")
             eta = self.eta
-            parts.append(f"ETA {format_seconds(eta)}" if eta is not None else "ETA ?")
+            parts.append(f"ETA {duration(eta)}")
         else:
-            parts.append(f"{format_seconds(self.elapsed)}")
+            parts.append(duration(self.elapsed))
         parts.append(f"{self.tokens:,} tokens")
         parts.append(self.cost_text())
         parts.append(f"{self.cache_hits:,} cached")
@@ -134,15 +133,6 @@ class BatchStats:
         if self.status == "failed":
             return f"stopped at {self.done:,}/{self.total:,} rows by an error"
         return ""
-
-
-def format_seconds(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "?"
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 class Progress(Protocol):

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from IPython.core.error import UsageError
 
+from ._fmt import text_table
+
 if TYPE_CHECKING:
     from .magics import LLMMagics
 
@@ -33,14 +35,7 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) 
     if not rows:
         return ""
     cols = list(columns or rows[0].keys())
-    cells = [[str(r.get(c, "")) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += [
-        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells
-    ]
-    return "\n".join(lines)
+    return text_table(cols, [[r.get(c, "") for c in cols] for r in rows])
 
 
 def _registry() -> Any:

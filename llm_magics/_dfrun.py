@@ -17,6 +17,7 @@ import pandas as pd
 from . import _loop
 from ._batch import DEFAULT_CONCURRENCY, BatchResult, BatchStats, Progress, TextProgress, run_batch
 from ._errors import ConfigError
+from ._fmt import markdown_table, money
 from ._rowtemplate import NaRule, Plan, build_plan, materialize
 from ._types import Response, Usage
 
@@ -186,10 +187,10 @@ class Estimate:
         usd = (
             "unknown (no price for this model; lm.set_price(...))"
             if self.usd is None
-            else f"${self.usd:,.4f}"
+            else money(self.usd)
         )
         if self.usd_max is not None:
-            usd += f" (at most ${self.usd_max:,.4f} with max_tokens)"
+            usd += f" (at most {money(self.usd_max)} with max_tokens)"
         return [
             ("model", self.model),
             ("rows", f"{self.rows:,} ({self.skipped:,} skipped for missing input)"),
@@ -205,7 +206,7 @@ class Estimate:
         return "\n".join(f"{k:>15}: {v}" for k, v in self._lines())
 
     def _repr_markdown_(self) -> str:
-        return "| estimate | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in self._lines())
+        return markdown_table(["estimate", ""], self._lines())
 
 
 def estimate(

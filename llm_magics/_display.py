@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ._fmt import money
+from ._safe_render import safe_html, safe_markdown
 from ._textbuffer import TextBuffer
 from ._types import Response
 
@@ -52,8 +54,8 @@ def bundle(text: str, fmt: str) -> dict[str, Any]:
     if fmt == "text" or fmt == "json":
         return {"text/plain": text}
     if fmt == "html":
-        return {"text/html": text, "text/plain": text}
-    return {"text/markdown": text, "text/plain": text}
+        return {"text/html": safe_html(text), "text/plain": text}
+    return {"text/markdown": safe_markdown(text), "text/plain": text}
 
 
 def json_bundle(value: Any) -> dict[str, Any]:
@@ -200,7 +202,7 @@ def usage_line(response: Response, *, first_token: float | None = None) -> dict[
             timing += f" (first token {first_token:.2f} s)"
         parts.append(timing)
     if response.cost is not None:
-        parts.append(_money(response.cost))
+        parts.append(money(response.cost))
     if response.finish_reason in ("length", "max_tokens"):
         parts.append("stopped at max tokens")
     elif response.finish_reason == "interrupted":
@@ -213,11 +215,3 @@ def usage_line(response: Response, *, first_token: float | None = None) -> dict[
         ),
         "text/plain": text,
     }
-
-
-def _money(cost: float) -> str:
-    if cost == 0:
-        return "$0"
-    if cost >= 0.01:
-        return f"${cost:,.2f}"
-    return f"${cost:.6f}".rstrip("0")

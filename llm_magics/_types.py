@@ -310,7 +310,9 @@ class Response:
         return self.text
 
     def _repr_markdown_(self) -> str:
-        return self.text
+        from ._safe_render import safe_markdown
+
+        return safe_markdown(self.text)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form, used by the cache. ``parsed`` is rebuilt from text on load."""

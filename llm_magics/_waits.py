@@ -19,6 +19,8 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from ._fmt import duration
+
 __all__ = ["ANNOUNCE_AFTER", "Wait", "announce", "listening"]
 
 log = logging.getLogger("llm_magics")
@@ -35,7 +37,7 @@ class Wait:
     reason: str
 
     def __str__(self) -> str:
-        return f"waiting {_duration(self.seconds)}: {self.reason}"
+        return f"waiting {duration(self.seconds)}: {self.reason}"
 
 
 Listener = Callable[[Wait], None]
@@ -64,12 +66,3 @@ def announce(seconds: float, reason: str) -> None:
         log.warning("llm_magics: %s", wait)
     else:
         log.info("llm_magics: %s", wait)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes} min {rest} s" if rest else f"{minutes} min"

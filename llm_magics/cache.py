@@ -68,6 +68,7 @@ from ._cache_readonly import ReadOnlyStore
 from ._cache_sql import FALLBACK, read_many, read_one
 from ._cache_writer import BatchWriter, cache_clock
 from ._errors import ConfigError
+from ._fmt import markdown_table, size
 from ._types import (
     ChatRequest,
     Response,
@@ -187,7 +188,7 @@ class CacheStats:
                 self.directory + (" (read-only: answers are not stored)" if self.read_only else ""),
             ),
             ("entries", f"{self.entries:,}"),
-            ("size", f"{_human(self.size_bytes)} of {_human(self.size_limit)}"),
+            ("size", f"{size(self.size_bytes)} of {size(self.size_limit)}"),
             ("expiry", f"after {self.ttl:g} s" if self.ttl else "never"),
             ("this session", f"{self.hits} hits, {self.misses} misses{rate}, {self.writes} writes"),
             *([("refused rows", str(self.refused))] if self.refused else []),
@@ -197,18 +198,7 @@ class CacheStats:
         return "\n".join(f"{k:>13}: {v}" for k, v in self._lines())
 
     def _repr_markdown_(self) -> str:
-        return "| response cache | |\n|---|---|\n" + "\n".join(
-            f"| {k} | {v} |" for k, v in self._lines()
-        )
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"
+        return markdown_table(["response cache", ""], self._lines())
 
 
 class ResponseCache:

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ._errors import AuthenticationError, ConfigError
+from ._fmt import markdown_table
 from ._secrets import mask, remember
 from ._waits import announce
 
@@ -465,14 +466,8 @@ class KeyPool:
     def _repr_markdown_(self) -> str:
         rows = self.status()
         head = list(rows[0])
-        lines = [
-            f"**{self.provider}** key pool ({len(rows)} keys)",
-            "",
-            "| " + " | ".join(head) + " |",
-            "|" + "---|" * len(head),
-        ]
-        lines += ["| " + " | ".join(str(r[h]) for h in head) + " |" for r in rows]
-        return "\n".join(lines)
+        table = markdown_table(head, [[r[h] for h in head] for r in rows])
+        return f"**{self.provider}** key pool ({len(rows)} keys)\n\n{table}"
 
 
 def _use(used: int, limit: int | None) -> str:

