@@ -26,6 +26,7 @@ import importlib.util
 import logging
 import os
 import queue
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -340,6 +341,14 @@ def _close_all() -> None:
     # traceback on stderr when it first runs during interpreter teardown.
     for slot in (_chat_slot, _embed_slot, _whisper_slot):
         slot.close()
+    # llama-cpp-python opens two /dev/null files at import for its destructors and never
+    # closes them (a ResourceWarning at every exit under -W error). Our models are closed
+    # now, so nothing of ours needs them.
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        handle = getattr(utils, name, None)
+        if handle is not None and hasattr(handle, "close"):
+            handle.close()
 
 
 def busy() -> bool:

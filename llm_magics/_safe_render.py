@@ -120,14 +120,14 @@ def _prose(text: str) -> str:
         alt, url, rest = match.group(1), match.group(2), match.group(3)
         if not _REMOTE_URL.match(url):
             return match.group(0)
-        return f"[image: {alt or 'image'}]({url}{rest})"
+        return f"[{_label(alt)}]({url}{rest})"
 
     def reference(match: re.Match[str]) -> str:
         alt, ref = match.group(1), match.group(2)
         label = (ref[1:-1] if ref and len(ref) > 2 else alt).strip().lower()
         if label not in remote_refs:
             return match.group(0)
-        return f"[image: {alt or 'image'}]{ref or ''}"
+        return f"[{_label(alt)}]{ref or ''}"
 
     text = _INLINE_IMAGE.sub(inline, text)
     if remote_refs:
@@ -156,3 +156,7 @@ def _tag(match: re.Match[str]) -> str:
 def _srcset_is_remote(value: str) -> bool:
     candidates = [part.strip().split(" ")[0] for part in value.strip("\"'").split(",")]
     return any(_REMOTE_URL.match(url) for url in candidates if url)
+
+
+def _label(alt: str) -> str:
+    return f"image: {alt}" if alt.strip() else "image"

@@ -106,7 +106,7 @@ def test_the_setting_lets_remote_content_load(monkeypatch: pytest.MonkeyPatch) -
 def test_a_response_renders_safe_markdown_in_jupyter() -> None:
     response = lm.Response(f"![]({EXFIL})", "m", "openai")
     assert EXFIL not in response._repr_markdown_().split("(")[0]
-    assert response._repr_markdown_().startswith("[image: image](")
+    assert response._repr_markdown_().startswith("[image](")
     assert str(response) == f"![]({EXFIL})"
 
 
