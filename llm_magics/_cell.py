@@ -94,7 +94,9 @@ class CellRun:
         try:
             if stream is None:
                 response: Response = _loop.run(
-                    client.achat(request, **options), on_wait=lambda w: view.status(str(w))
+                    client.achat(request, **options),
+                    on_wait=lambda w: view.status(str(w)),
+                    on_poll=view.tick,
                 )
                 view.text = response.text
             else:

@@ -85,6 +85,8 @@ class AnswerView:
         self._handle: Any = None
         self._shown = 0  # characters of the text on screen
         self._last = float("-inf")
+        self._placeholder = "…"
+        self._placeholder_due: float | None = None
 
     @property
     def text(self) -> str:
@@ -94,11 +96,21 @@ class AnswerView:
     def text(self, value: str) -> None:
         self._text = TextBuffer(value)
 
-    def start(self, placeholder: str = "…") -> None:
-        """Reserve the output slot at once, so the answer appears where the cell is."""
-        from IPython.display import display
+    def start(self, placeholder: str = "…", *, after: float = 0.25) -> None:
+        """Show ``placeholder`` if nothing has come ``after`` seconds from now (see
+        :meth:`tick`): a quick answer or a quick error then leaves no placeholder behind,
+        and a slow one says at once that it is on its way."""
+        self._placeholder = placeholder
+        self._placeholder_due = self._clock() + after
 
-        self._handle = display({"text/plain": placeholder}, raw=True, display_id=True)
+    def tick(self) -> None:
+        """Called while waiting: shows the placeholder once it is due."""
+        due = self._placeholder_due
+        if due is not None and self._handle is None and self._clock() >= due:
+            from IPython.display import display
+
+            self._placeholder_due = None
+            self._handle = display({"text/plain": self._placeholder}, raw=True, display_id=True)
 
     def append(self, delta: str) -> None:
         if self.first_delta_at is None:
@@ -120,8 +132,16 @@ class AnswerView:
 
     def status(self, line: str) -> None:
         """Say why the answer has not started yet (a retry, a rate limit) in its slot."""
-        if self.updates == 0 and self._handle is not None:
-            self._handle.update({"text/plain": f"… {line}"}, raw=True)
+        if self.updates:
+            return
+        data = {"text/plain": f"{self._placeholder} {line}"}
+        if self._handle is None:
+            from IPython.display import display
+
+            self._placeholder_due = None
+            self._handle = display(data, raw=True, display_id=True)
+        else:
+            self._handle.update(data, raw=True)
 
     def show(self, data: dict[str, Any]) -> None:
         from IPython.display import display
@@ -136,7 +156,8 @@ class AnswerView:
             self.first_update_at = self._last
 
     def discard(self) -> None:
-        """Blank the placeholder when the request failed before any text arrived."""
+        """Blank the placeholder (if one was shown) when the request failed before any text
+        arrived."""
         if self._handle is not None and self.updates == 0:
             self.show({"text/plain": ""})
 
@@ -168,6 +189,7 @@ def pump(stream: Any, view: AnswerView, *, close_timeout: float = 2.0) -> None:
             # (_thread.interrupt_main, some frontends) does not wake a blocking wait.
             due = view.wait_time()
             kind, value = relay.get(_POLL if due is None else min(due, _POLL))
+            view.tick()
             if kind == "item":
                 view.append(value)
             elif kind == "wait":

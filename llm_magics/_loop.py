@@ -64,11 +64,13 @@ def run(
     *,
     timeout: float | None = None,
     on_wait: Callable[[Wait], None] | None = None,
+    on_poll: Callable[[], None] | None = None,
 ) -> T:
     """Run ``coro`` on the private loop and wait for its result.
 
     ``on_wait`` is called on this thread with each wait the work announces (see
-    :mod:`llm_magics._waits`), so it may update a display.
+    :mod:`llm_magics._waits`), so it may update a display; ``on_poll`` every tenth of a
+    second while the work runs.
 
     Ctrl-C (or a kernel interrupt) while waiting cancels the coroutine, waits briefly for it
     to unwind (so cleanup such as cache writes and closing streams happens), then re-raises
@@ -109,6 +111,8 @@ def run(
             concurrent.futures.wait([future], remaining)
             while on_wait is not None and not waits.empty():
                 on_wait(waits.get_nowait())
+            if on_poll is not None:
+                on_poll()
         return future.result()
     except KeyboardInterrupt:
         future.cancel()

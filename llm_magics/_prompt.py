@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import ConfigError
+from ._secrets import scrub
 from ._types import MediaKind, MediaPart
 
 __all__ = [
@@ -321,7 +322,10 @@ class ErrorRecord:
         lines = list(te.format())
         if not frames and lines and lines[0].startswith("Traceback"):
             lines = lines[1:]
-        return cls(execution_count, type(exc).__name__, str(exc), "".join(lines).rstrip(), cell)
+        # {Err[-1]} sends this text to a model: no key the package knows may be in it, even
+        # one raised by code that is not ours.
+        text = scrub("".join(lines).rstrip())
+        return cls(execution_count, type(exc).__name__, scrub(str(exc)), text, cell)
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)).replace("\\", "/") + "/"

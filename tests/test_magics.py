@@ -317,7 +317,7 @@ def test_no_stream_sends_one_request_and_shows_the_answer_once(ip: Any, fake: Fa
     captured = run(ip, "--no-stream", "quiet please")
     assert "stream" not in fake.bodies[-1]
     shown = answer_outputs(captured)
-    assert [o["data"]["text/plain"] for o in shown] == ["…", "echo: quiet please"]
+    assert [o["data"]["text/plain"] for o in shown] == ["echo: quiet please"]
     ip.run_line_magic("config", "LLMMagics.stream = False")
     run(ip, "", "again")
     assert "stream" not in fake.bodies[-1]

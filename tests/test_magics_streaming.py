@@ -74,9 +74,7 @@ def test_the_text_grows_update_by_update_to_the_full_answer(
 ) -> None:
     fake.delay = 0.08
     ip.run_cell_magic("llm", "", "alpha beta gamma delta")
-    texts = answer_texts(publisher)
-    assert texts[0] == "…"
-    growing = texts[1:]
+    growing = answer_texts(publisher)
     assert len(growing) >= 4, "with 80 ms between deltas each one is shown"
     assert all(b.startswith(a) for a, b in itertools.pairwise(growing))
     assert growing[-1] == "echo: alpha beta gamma delta" == ip.user_ns["_llm"].text
@@ -217,13 +215,25 @@ def test_ctrl_c_while_waiting_for_a_whole_answer_is_one_line_too(
     assert answer_texts(publisher)[-1] == "\n\n*[interrupted]*"
 
 
-def test_a_failed_request_leaves_no_placeholder_behind(
+def test_a_quick_failure_leaves_no_output_at_all_not_even_an_empty_one(
     ip: Any, fake: FakeOpenAI, publisher: RecordingPublisher
 ) -> None:
+    # Case 19 of the hardening issue: a failed cell used to keep an empty output.
     fake.status = 400
-    with pytest.raises(lm.BadRequestError):
-        ip.run_cell_magic("llm", "--no-cache", "hi")
-    assert answer_texts(publisher) == ["…", ""]
+    for line in ("--no-cache", "--no-cache --no-stream"):
+        with pytest.raises(lm.BadRequestError):
+            ip.run_cell_magic("llm", line, "hi")
+    assert answer_texts(publisher) == []
+
+
+@pytest.mark.parametrize("line", ["", "--no-stream"])
+def test_a_slow_start_shows_a_placeholder_that_the_answer_then_replaces(
+    ip: Any, fake: FakeOpenAI, publisher: RecordingPublisher, line: str
+) -> None:
+    fake.latency = 0.6
+    ip.run_cell_magic("llm", line, "slowly")
+    assert answer_texts(publisher)[0] == "…"
+    assert answer_texts(publisher)[-1] == "echo: slowly"
 
 
 # --- no hang, no spin (cases 5, 8 and 15 of the hardening issue) ---------------------------
