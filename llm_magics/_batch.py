@@ -45,6 +45,7 @@ from ._errors import AuthenticationError, ConfigError, LLMError, OutputParseErro
 from ._fmt import duration, money
 from ._http import is_retryable
 from ._types import Response
+from ._waits import Wait, listening
 
 __all__ = ["BatchResult", "BatchStats", "Progress", "TextProgress", "run_batch"]
 
@@ -76,6 +77,9 @@ class BatchStats:
     finished: float | None = None
     status: Literal["running", "done", "interrupted", "failed"] = "running"
     model: str = ""
+    #: The latest announced wait (a retry, a rate limit) and when it ends (monotonic).
+    waiting: str = ""
+    waiting_until: float = 0.0
     cached: bool = True
 
     @property
@@ -120,7 +124,17 @@ class BatchStats:
         parts.append(f"{self.errors:,} error{'s' if self.errors != 1 else ''}")
         if self.skipped:
             parts.append(f"{self.skipped:,} skipped")
+        if self.status == "running" and self.waiting and time.monotonic() < self.waiting_until:
+            parts.append(self.waiting)
         return " · ".join(parts)
+
+    def heard(self, wait: Wait) -> bool:
+        """A wait was announced: show it until it is over. True when it is news (not the
+        same wait another worker announced already)."""
+        text, until = str(wait), time.monotonic() + wait.seconds
+        news = text != self.waiting or until > self.waiting_until + 1.0
+        self.waiting, self.waiting_until = text, until
+        return news
 
     def closing_note(self) -> str:
         if self.status == "interrupted":
@@ -190,6 +204,11 @@ class TextProgress:
         if now - self._last >= self.interval:
             self._last = now
             self._write(stats.summary())
+
+    def refresh(self, stats: BatchStats) -> None:
+        """Show ``stats`` now, throttle or not (an announced wait)."""
+        self._last = time.monotonic()
+        self._write(stats.summary())
 
     def close(self, stats: BatchStats) -> None:
         note = stats.closing_note()
@@ -433,12 +452,19 @@ async def run_batch(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    def heard(wait: Wait) -> None:
+        if stats.heard(wait):
+            # Every worker may be waiting, so nothing else would update the display soon.
+            refresh = getattr(progress, "refresh", None)
+            (refresh or progress.update)(stats)
+
     progress.start(stats)
     try:
-        if n:
-            await drain(range(n), sweep=False)
-        if retry_later and successes:
-            await drain(list(retry_later), sweep=True)
+        with listening(heard):  # the workers inherit it
+            if n:
+                await drain(range(n), sweep=False)
+            if retry_later and successes:
+                await drain(list(retry_later), sweep=True)
         stats.status = "done"
     except asyncio.CancelledError:
         stats.status = "interrupted"

@@ -190,8 +190,18 @@ class CellRun:
         try:
             value = resolve(expr, self.ns)
         except PromptError as exc:
-            if os.path.isfile(os.path.expanduser(expr)) or expr.startswith(("http://", "https://")):
+            path = os.path.expanduser(expr)
+            if os.path.isfile(path) or expr.startswith(("http://", "https://")):
                 value = expr
+            elif os.path.isdir(path):
+                raise UsageError(
+                    f"--{kind} {expr}: that is a folder; give one {kind} file"
+                ) from None
+            elif _looks_like_a_path(expr):
+                raise UsageError(
+                    f"--{kind} {expr}: no such file (relative paths start in {os.getcwd()}); "
+                    "give an existing file, an http(s) URL or a variable"
+                ) from None
             else:
                 raise UsageError(
                     f"--{kind} {expr}: {exc}; give a variable (img, fig, obj.attr, xs[0]), "
@@ -203,3 +213,15 @@ class CellRun:
             raise UsageError(f"--{kind} {expr}: {exc}") from None
         assert part is not None
         return part
+
+
+def _looks_like_a_path(text: str) -> bool:
+    """``plots/a.png``, ``~/x.wav``, ``a.png``: not a variable reference a user meant."""
+    suffix = os.path.splitext(text)[1].lower()
+    return "/" in text or "\\" in text or text.startswith("~") or suffix in _MEDIA_SUFFIXES
+
+
+_MEDIA_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".svg",
+     ".wav", ".mp3", ".flac", ".ogg", ".m4a", ".aac", ".webm", ".opus", ".pdf"}
+)  # fmt: skip

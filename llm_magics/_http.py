@@ -366,6 +366,8 @@ def error_from_response(
         body = None
     message, code = error_message(body, text)
     where = f"{ctx.provider}" + (f" ({ctx.model})" if ctx.model else "")
+    # The provider's own sentence, without its full stop: ours follows it.
+    message = message.strip().rstrip(".")
     detail = f": {message}" if message else ""
     common: dict[str, Any] = {
         "status_code": status,

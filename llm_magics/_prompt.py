@@ -127,6 +127,13 @@ def _step(value: Any, step: re.Match[str], field: str) -> Any:
     try:
         return value[key]
     except Exception as exc:
+        if isinstance(exc, KeyError) and field.startswith("Out[") and isinstance(value, dict):
+            have = ", ".join(str(k) for k in sorted(value)[-8:]) or "none yet"
+            raise PromptError(
+                f"{{{field}}}: cell {raw} has no output. Out holds a cell's value only when "
+                f"its last line is an expression (cells with one: {have}); {{In[{raw}]}} is "
+                "its code."
+            ) from None
         detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         raise PromptError(
             f"{{{field}}}: no item [{raw}] ({type(exc).__name__}: {detail})"

@@ -18,6 +18,7 @@ Errors, as a person meets them:
 from __future__ import annotations
 
 import argparse
+import builtins
 import keyword
 import shlex
 import weakref
@@ -280,6 +281,10 @@ class LLMMagics(Magics):
             not args.output.isidentifier() or keyword.iskeyword(args.output)
         ):
             raise UsageError(f"-o needs a variable name; {args.output!r} is not one")
+        if args.output is not None and hasattr(builtins, args.output):
+            raise UsageError(
+                f"-o {args.output} would hide Python's built-in {args.output}; pick another name"
+            )
         if args.temperature is not None and not 0 <= args.temperature <= 2:
             raise UsageError(f"-t (temperature) must be between 0 and 2; got {args.temperature}")
         if args.max_tokens is not None and args.max_tokens < 1:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ._errors import ConfigError
+from ._secrets import scrub
 from ._types import MediaPart, Message, Response, TextPart, Usage, to_messages
 
 __all__ = ["Conversation", "Conversations", "Turn", "redact_secrets"]
@@ -178,9 +179,18 @@ class Conversation:
         fmt = format or ("json" if path is not None and str(path).endswith(".json") else "md")
         if fmt not in ("md", "markdown", "json"):
             raise ConfigError(f"export format must be md or json; got {fmt!r}")
-        text = self.to_json() if fmt == "json" else self.to_markdown()
+        text = scrub(self.to_json() if fmt == "json" else self.to_markdown())
         if path is not None:
-            Path(path).expanduser().write_text(text, encoding="utf-8")
+            target = Path(path).expanduser()
+            if not target.parent.is_dir():
+                raise ConfigError(
+                    f"cannot export to {target}: the folder {target.parent} does not exist. "
+                    "Create it first, or give a path in an existing folder."
+                )
+            try:
+                target.write_text(text, encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"cannot export to {target}: {exc.strerror}") from exc
         return text
 
     @classmethod

@@ -119,6 +119,16 @@ class Registry:
     def alias(self, name: str, model_id: str) -> None:
         if not name or ":" in name:
             raise ConfigError(f"an alias must be non-empty and contain no ':'; got {name!r}")
+        with self._lock:
+            chain, target = [name], model_id
+            while target in self._aliases or target == name:
+                if target in chain:
+                    raise ConfigError(
+                        f"alias {name} -> {model_id} would make a cycle "
+                        f"({' -> '.join([*chain, target])}); point it at a provider:model"
+                    )
+                chain.append(target)
+                target = self._aliases[target]
         self.resolve(model_id)  # fail now, not at first use
         with self._lock:
             self._aliases[name] = model_id

@@ -66,6 +66,11 @@ class ProgressWidget:
             self._last = now
             self._render(stats)
 
+    def refresh(self, stats: BatchStats) -> None:
+        """Show ``stats`` now, throttle or not (an announced wait)."""
+        self._last = time.monotonic()
+        self._render(stats)
+
     def close(self, stats: BatchStats) -> None:
         self._render(stats)
         style = _STYLE.get(stats.status, "info")

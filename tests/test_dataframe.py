@@ -103,7 +103,9 @@ def test_a_rerun_asks_the_cache_in_bulk_not_once_per_row(
     assert calls == {"get": 0, "get_many": 3}  # 600 prompts, 256 per lookup
 
 
-def test_plain_rows_are_looked_up_in_bulk_and_media_rows_one_by_one(server: FakeOpenAIServer, tmp_path: Any) -> None:
+def test_plain_rows_are_looked_up_in_bulk_and_media_rows_one_by_one(
+    server: FakeOpenAIServer, tmp_path: Any
+) -> None:
     from tests.media_support import image_bytes
 
     photo = tmp_path / "p.png"
@@ -186,6 +188,43 @@ def test_429s_with_retry_after_are_honoured_and_every_row_is_answered() -> None:
     assert out["llm"].tolist() == [echo(f"Rate {r}") for r in frame.review]
     assert stats.rate_limited, "the server never said 429"
     assert stats.early == []  # nothing arrived on the key before its Retry-After had passed
+
+
+def test_a_rate_limit_wait_shows_in_the_progress_line_with_its_reason() -> None:
+    # "No map can hang or spin": while every worker waits out a 429, the bar says why.
+    class Recorder:
+        def __init__(self) -> None:
+            self.lines: list[str] = []
+
+        def start(self, stats: Any) -> None:
+            self.lines.append(stats.summary())
+
+        def update(self, stats: Any) -> None:
+            pass  # throttled away, as a real display would at this pace
+
+        def refresh(self, stats: Any) -> None:
+            self.lines.append(stats.summary())
+
+        def close(self, stats: Any) -> None:
+            self.lines.append(stats.summary())
+
+    frame = reviews(3 * RPM)
+    recorder = Recorder()
+    with FakeOpenAIServer(rpm=RPM, time_scale=SCALE, latency=0.01, violation_grace=0.5) as srv:
+        client = connect(srv, max_retries=10)
+        assert client.keys is not None
+        client.keys._clock = srv.clock
+
+        async def sleep(seconds: float) -> None:
+            await asyncio.sleep(seconds / SCALE)
+
+        client.keys._sleep = sleep
+        out = frame.llm.map("Rate {review}", model=client, concurrency=8, progress=recorder)
+    assert out["llm_error"].isna().all()
+    waits = [line for line in recorder.lines if "waiting" in line]
+    assert waits, recorder.lines
+    assert "cooling down after a 429" in waits[0] or "requests per minute" in waits[0]
+    assert "waiting" not in recorder.lines[-1], "the finished line shows no stale wait"
 
 
 def test_a_run_where_nothing_succeeds_stops_early_with_the_error() -> None:

@@ -531,3 +531,55 @@ def test_a_cell_on_the_embedded_local_model_streams_a_real_answer(ip: Any) -> No
     updates = answer_outputs(captured)
     assert len(updates) >= 3, "placeholder, then the text in several updates"
     assert updates[-1]["data"]["text/markdown"] == response.text
+
+
+# --- small gaps (case 19 of the hardening issue) -------------------------------------------
+
+
+def test_o_refuses_a_name_that_would_hide_a_builtin(ip: Any, fake: FakeOpenAI) -> None:
+    with pytest.raises(UsageError, match="would hide Python's built-in print"):
+        ip.run_cell_magic("llm", "-o print", "hi")
+    assert "print" not in ip.user_ns and fake.bodies == []
+
+
+def test_out_of_a_cell_without_output_says_so_and_points_to_in(ip: Any, fake: FakeOpenAI) -> None:
+    ip.run_cell("6 * 7", store_history=True)
+    valued = ip.execution_count - 1
+    ip.run_cell("x = 1", store_history=True)
+    silent = ip.execution_count - 1
+    with pytest.raises(
+        UsageError,
+        match=rf"cell {silent} has no output.*cells with one: .*{valued}.*In\[{silent}\]",
+    ):
+        ip.run_cell_magic("llm", "", f"Explain {{Out[{silent}]}}")
+
+
+@pytest.mark.parametrize("kind", ["image", "audio"])
+def test_media_on_a_missing_file_or_a_folder_says_which(
+    ip: Any, fake: FakeOpenAI, tmp_path: Any, kind: str
+) -> None:
+    with pytest.raises(UsageError, match=rf"--{kind} plots/missing.png: no such file"):
+        ip.run_cell_magic("llm", f"--{kind} plots/missing.png", "Describe")
+    with pytest.raises(UsageError, match="that is a folder"):
+        ip.run_cell_magic("llm", f"--{kind} {tmp_path}", "Describe")
+    assert fake.bodies == []
+
+
+def test_export_into_a_missing_folder_is_a_one_line_error(ip: Any, fake: FakeOpenAI) -> None:
+    run(ip, "--session notes", "hello")
+    with pytest.raises(UsageError, match="does not exist"):
+        ip.run_line_magic("llm", "export notes --file /nonexistent/dir/notes.md")
+
+
+def test_a_provider_message_ending_in_a_full_stop_gets_no_second_one(
+    ip: Any, fake: FakeOpenAI
+) -> None:
+    fake.status = 429
+    fake.error = {"error": {"message": "Slow down.", "type": "rate", "param": None, "code": None}}
+    from llm_magics import registry
+    from llm_magics._http import RetryPolicy
+
+    registry.default_registry.retry = RetryPolicy(max_retries=0)
+    with pytest.raises(lm.RateLimitError) as info:
+        ip.run_cell_magic("llm", "--no-stream", "hi")
+    assert ".." not in str(info.value) and "Slow down." in str(info.value)

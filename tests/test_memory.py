@@ -158,3 +158,12 @@ def test_chat_sends_the_history_and_system_prompt_and_records_the_turn(
         ("user", "Again"),
     ]
     assert second.text == "turn 4: Again" and len(conv) == 2
+
+
+def test_export_into_a_missing_folder_says_which_folder(tmp_path: Path) -> None:
+    conv = Conversation("notes")
+    conv.add("hi", Response("hello", "m", "openai"))
+    target = tmp_path / "no" / "such" / "folder" / "notes.md"
+    with pytest.raises(lm.ConfigError, match=r"folder .*folder does not exist"):
+        conv.export(target)
+    assert not target.parent.exists(), "nothing is created behind the user's back"

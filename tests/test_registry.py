@@ -158,3 +158,14 @@ def test_ollama_host_follows_ollamas_own_convention(
 
     monkeypatch.setenv("OLLAMA_HOST", value)
     assert BUILTIN_PROVIDERS["ollama"].base_url() == expected
+
+
+def test_an_alias_cycle_is_refused_when_made_naming_the_cycle() -> None:
+    r = reg()
+    r.alias("fast", "openai:gpt-4o-mini")
+    r.alias("quick", "fast")
+    with pytest.raises(lm.ConfigError, match=r"fast -> quick -> fast"):
+        r.alias("fast", "quick")
+    with pytest.raises(lm.ConfigError, match="cycle"):
+        r.alias("self", "self")
+    assert r.resolve("quick").model == "gpt-4o-mini", "the aliases that were made still work"

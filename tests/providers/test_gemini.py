@@ -4,6 +4,7 @@ the tests answer with is a schema-valid GenerateContentResponse (or embedding/mo
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -511,3 +512,13 @@ def test_a_body_that_is_not_json_raises_provider_error() -> None:
     )
     with pytest.raises(lm.ProviderError, match="not JSON"):
         c.chat("hi")
+
+
+def test_a_model_name_is_escaped_in_the_url_path_so_it_cannot_reach_another_endpoint() -> None:
+    c, transport = client_for(answer([{"text": "ok"}]), validate_responses=False, retries=0)
+    c.model = "../../files/x?alt=media#y"
+    with contextlib.suppress(lm.LLMError):
+        c.chat("hi")
+    url = transport.requests[0].url
+    assert url.raw_path == b"/v1beta/models/..%2F..%2Ffiles%2Fx%3Falt%3Dmedia%23y:generateContent"
+    assert url.query == b"", "nothing of the name became a query string"

@@ -144,7 +144,7 @@ def test_a_schema_through_llama_cpps_json_object_extension(
     r = client.chat(
         "What is the capital of France? Answer with the city and its country.",
         schema=City,
-        response_format={"type": "json_object", "schema": City.model_json_schema()},
+        extra_body={"response_format": {"type": "json_object", "schema": City.model_json_schema()}},
         temperature=0,
         max_tokens=40,
     )
@@ -175,3 +175,17 @@ def test_serve_local_on_a_busy_port_quotes_the_server_log() -> None:
         with pytest.raises(lm.ConfigError, match=r"exited with code") as caught:
             lm.serve_local(port=port, timeout=120)
     assert "address already in use" in str(caught.value).lower()
+
+
+def test_openai_base_url_at_llama_cpp_keeps_max_tokens_honoured(
+    llama_server: LocalServer, transport: SpecTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Case 12 of the hardening issue: sent as max_completion_tokens, which llama.cpp ignores,
+    # max_tokens=5 used to give 2,026 tokens in 33 s.
+    monkeypatch.setenv("OPENAI_BASE_URL", llama_server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-checked-by-llama-cpp")
+    client = lm.client(f"openai:{llama_server.model}", transport=transport, cache=False)
+    r = client.chat("Count from one to one hundred.", temperature=0, max_tokens=5)
+    assert transport.bodies[-1]["max_tokens"] == 5
+    assert "max_completion_tokens" not in transport.bodies[-1]
+    assert 0 < r.usage.output_tokens <= 5

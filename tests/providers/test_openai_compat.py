@@ -495,3 +495,25 @@ def test_an_error_object_mid_stream_raises_stream_interrupted_keeping_the_text()
     transport.assert_clean()
     assert info.value.partial_text == "Half an"
     assert len(transport.requests) == 1, "a stream that delivered text is not restarted"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "field"),
+    [
+        ("https://api.openai.com/v1", "max_completion_tokens"),
+        ("http://127.0.0.1:8080/v1", "max_tokens"),
+        ("https://my-proxy.example/v1", "max_tokens"),
+    ],
+)
+def test_openai_sends_max_completion_tokens_only_to_openai_itself(
+    base_url: str, field: str
+) -> None:
+    transport = SpecTransport("openai", lambda r: httpx2.Response(200, json=completion()))
+    c = lm.client(
+        "openai:gpt-4o-mini", api_key="sk-test-123456789", base_url=base_url,
+        transport=transport, cache=False,
+    )  # fmt: skip
+    c.chat("hi", max_tokens=5)
+    transport.assert_clean()
+    body = transport.bodies[0]
+    assert body[field] == 5 and len({"max_tokens", "max_completion_tokens"} & set(body)) == 1
