@@ -7,7 +7,7 @@ What it guarantees, so a notebook user can trust a 10,000-row run:
 * **Bounded concurrency**: ``concurrency`` workers pull the next prompt; nothing else is in
   flight. Key rotation and rate limits are the client's :class:`~llm_magics.keys.KeyPool`'s
   business (a worker simply waits in ``acquire``), retries with backoff and Retry-After are the
-  client's :class:`~llm_magics._http.RetryPolicy`'s.
+  client's :class:`~llm_magics._retry.RetryPolicy`'s.
 * **The cache is asked in bulk**: plain-text prompts are built and looked up
   ``LOOKAHEAD`` at a time, one cache query each (:class:`Lookahead`), instead of once per row.
 * **Every answer is cached the moment it arrives** (``Client.achat`` writes each response to
@@ -43,7 +43,7 @@ from typing import Any, Literal, Protocol
 
 from ._errors import AuthenticationError, ConfigError, LLMError, OutputParseError
 from ._fmt import duration, money
-from ._http import is_retryable
+from ._retry import is_retryable
 from ._types import Response
 from ._waits import Wait, listening
 

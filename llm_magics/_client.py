@@ -21,15 +21,8 @@ from ._errors import (
     OutputParseError,
     RateLimitError,
 )
-from ._http import (
-    NOT_UNDERSTOOD,
-    Attempts,
-    RetryPolicy,
-    Timeouts,
-    is_retryable,
-    not_understood,
-    retry_reason,
-)
+from ._http import Timeouts
+from ._http_errors import NOT_UNDERSTOOD, not_understood
 from ._media_prep import prepare_media
 from ._options import (
     CHAT_DEFAULTS,
@@ -38,6 +31,7 @@ from ._options import (
     check_timeout,
     unknown_option_error,
 )
+from ._retry import Attempts, RetryPolicy, is_retryable, retry_reason
 from ._stream import ResponseStream, TextStream
 from ._types import (
     ChatRequest,

@@ -2,8 +2,8 @@
 
 Every failure a user can meet is an :class:`LLMError`. Provider failures are translated from
 HTTP status codes, provider error bodies and transport exceptions at one boundary
-(:func:`llm_magics._http.raise_for_response` and the transport wrapper), always ``from`` the
-original exception, so the cause stays visible in tracebacks::
+(:mod:`llm_magics._http_errors`), always ``from`` the original exception, so the cause stays
+visible in tracebacks::
 
     LLMError
      ├── ConfigError                  something to fix in settings: missing key, bad option

@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING
 
 from . import _loop
 from ._errors import LLMError, StreamInterruptedError
-from ._http import NOT_UNDERSTOOD, Attempts, Timeouts, not_understood
+from ._http import Timeouts
+from ._http_errors import NOT_UNDERSTOOD, not_understood
 from ._media_prep import prepare_media
+from ._retry import Attempts
 from ._textbuffer import TextBuffer
 from ._types import ChatRequest, Response
 from .usage import estimate_request_tokens

@@ -20,7 +20,8 @@ from typing import Any
 from ._client import Client, ResponseCache
 from ._config import BUILTIN_PROVIDERS, ProviderInfo, keys_from_env, load_dotenv_once
 from ._errors import ConfigError, UnknownModelError
-from ._http import RetryPolicy, Timeouts
+from ._http import Timeouts
+from ._retry import RetryPolicy
 from .keys import KeyPool
 from .providers._base import Provider
 

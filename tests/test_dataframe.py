@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import llm_magics as lm
-from llm_magics._http import RetryPolicy
+from llm_magics._retry import RetryPolicy
 from tests.dataframe_support import reviews
 from tests.support.server import FakeOpenAIServer
 

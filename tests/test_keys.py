@@ -16,7 +16,7 @@ import pytest
 
 import llm_magics as lm
 from llm_magics import _loop
-from llm_magics._http import RetryPolicy
+from llm_magics._retry import RetryPolicy
 from llm_magics.keys import COOLDOWN_MAX, MINUTE, APIKey, KeyPool, RateLimits
 from tests.support.server import FakeOpenAIServer, SendLog
 

@@ -577,7 +577,7 @@ def test_a_provider_message_ending_in_a_full_stop_gets_no_second_one(
     fake.status = 429
     fake.error = {"error": {"message": "Slow down.", "type": "rate", "param": None, "code": None}}
     from llm_magics import registry
-    from llm_magics._http import RetryPolicy
+    from llm_magics._retry import RetryPolicy
 
     registry.default_registry.retry = RetryPolicy(max_retries=0)
     with pytest.raises(lm.RateLimitError) as info:

@@ -241,7 +241,8 @@ def test_a_slow_start_shows_a_placeholder_that_the_answer_then_replaces(
 
 def _fast_failing_registry(total: float, retries: int) -> None:
     from llm_magics import registry
-    from llm_magics._http import RetryPolicy, Timeouts
+    from llm_magics._http import Timeouts
+    from llm_magics._retry import RetryPolicy
 
     reg = registry.default_registry
     reg.timeouts = Timeouts(connect=1.0, total=total, idle=total)

@@ -5,12 +5,16 @@ renders. Local and data: images still show; code is left alone; a setting turns 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 import llm_magics as lm
 from llm_magics._display import bundle
 from llm_magics._safe_render import allow_remote, safe_html, safe_markdown
+from tests.magics_helpers import ip
+
+__all__ = ["ip"]  # fixtures
 
 EXFIL = "https://evil.example/collect?q=SECRET"
 
@@ -110,24 +114,10 @@ def test_a_response_renders_safe_markdown_in_jupyter() -> None:
     assert str(response) == f"![]({EXFIL})"
 
 
-def test_the_magic_setting_switches_it(ip_with_magics: object) -> None:
+def test_the_magic_setting_switches_it(ip: Any) -> None:
     from llm_magics._safe_render import remote_allowed
 
-    shell = ip_with_magics
-    shell.run_line_magic("config", "LLMMagics.remote_content = True")  # type: ignore[attr-defined]
+    ip.run_line_magic("config", "LLMMagics.remote_content = True")
     assert remote_allowed()
-    shell.run_line_magic("config", "LLMMagics.remote_content = False")  # type: ignore[attr-defined]
+    ip.run_line_magic("config", "LLMMagics.remote_content = False")
     assert not remote_allowed()
-
-
-@pytest.fixture
-def ip_with_magics() -> Iterator[object]:
-    from tests.magics_helpers import get_shell
-
-    shell = get_shell()
-    shell.extension_manager.load_extension("llm_magics")
-    try:
-        yield shell
-    finally:
-        shell.extension_manager.unload_extension("llm_magics")
-        shell.config.pop("LLMMagics", None)

@@ -14,7 +14,7 @@ import httpx2
 import pytest
 
 import llm_magics as lm
-from llm_magics._http import RetryPolicy
+from llm_magics._retry import RetryPolicy
 from llm_magics._secrets import SecretHeaders, masked_request, scrub
 
 KEYS = {

@@ -141,7 +141,11 @@ def test_a_forced_tool_choice_applies_to_the_first_round_only_so_the_loop_ends()
         body = json.loads(request.content)
         choice = body.get("tool_choice")
         if isinstance(choice, dict) or choice == "required":
-            call = {"id": "c", "type": "function", "function": {"name": "add", "arguments": '{"a": 1}'}}
+            call = {
+                "id": "c",
+                "type": "function",
+                "function": {"name": "add", "arguments": '{"a": 1}'},
+            }
             return _completion({"content": None, "tool_calls": [call]}, (1, 1))
         return _completion({"content": "1 it is"}, (1, 1))  # fmt: skip
 

@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
 from .._errors import ConfigError
-from .._http import ErrorContext, Timeouts
+from .._http import Timeouts
+from .._http_errors import ErrorContext
 from .._types import ChatRequest, MediaPart, Response, Transcript, Usage
 from ..keys import APIKey
 

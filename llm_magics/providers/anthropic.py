@@ -30,16 +30,9 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
 from .._errors import LLMError
-from .._http import (
-    ErrorContext,
-    Timeouts,
-    error_from_stream_event,
-    iter_sse,
-    request_json,
-    stream_request,
-    truncated_stream_error,
-)
+from .._http import Timeouts, iter_sse, request_json, stream_request
 from .._http import decode_event as _decode
+from .._http_errors import ErrorContext, error_from_stream_event, truncated_stream_error
 from .._secrets import SecretHeaders
 from .._types import (
     ChatRequest,

@@ -29,7 +29,8 @@ from .._errors import (
     ProviderError,
     StreamInterruptedError,
 )
-from .._http import Timeouts, error_from_response, iter_ndjson, request_json, stream_request
+from .._http import Timeouts, iter_ndjson, request_json, stream_request
+from .._http_errors import error_from_response
 from .._secrets import SecretHeaders
 from .._types import ChatRequest, Message, Part, Response, TextPart, ToolCall, Usage
 from ..keys import APIKey

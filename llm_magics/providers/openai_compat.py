@@ -17,8 +17,9 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from .._errors import ProviderError
-from .._http import Timeouts, error_from_stream_event, iter_sse, request_json, stream_request
+from .._http import Timeouts, iter_sse, request_json, stream_request
 from .._http import decode_event as _decode
+from .._http_errors import error_from_stream_event
 from .._secrets import SecretHeaders
 from .._types import (
     ChatRequest,

@@ -58,25 +58,31 @@ def _free_port() -> int:
         return port
 
 
-def _notebook(path: Path) -> None:
+def _write_notebook(path: Path, sources: list[str]) -> None:
+    """An output-free notebook of code cells on the python3 kernel."""
     import nbformat
 
     nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell(
-            "import os\n%load_ext llm_magics\nurl = os.environ['FAKE_LLM_URL']\n"
-            "%llm register fake $url --model m"
-        ),
-        nbformat.v4.new_code_cell("print('cell above')"),
-        nbformat.v4.new_code_cell("%%llm fake --no-cache\nExplain streaming in Markdown."),
-        nbformat.v4.new_code_cell("print('cell below')"),
-    ]
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in sources]
     nb.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3",
         "language": "python",
     }
     nbformat.write(nb, str(path))
+
+
+def _notebook(path: Path) -> None:
+    _write_notebook(
+        path,
+        [
+            "import os\n%load_ext llm_magics\nurl = os.environ['FAKE_LLM_URL']\n"
+            "%llm register fake $url --model m",
+            "print('cell above')",
+            "%%llm fake --no-cache\nExplain streaming in Markdown.",
+            "print('cell below')",
+        ],
+    )
 
 
 PICTURE_ANSWER = (
@@ -95,26 +101,18 @@ def _answer(body: dict[str, Any]) -> str:
 
 
 def _safety_notebook(path: Path) -> None:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell(
+    _write_notebook(
+        path,
+        [
             "import os\nimport llm_magics as lm\n%load_ext llm_magics\n"
             "url = os.environ['FAKE_LLM_URL']\n%llm register fake $url --model m\n"
-            "lm.set_price('fake:m', input=0.15, output=0.6)"
-        ),
-        nbformat.v4.new_code_cell("%%llm fake --no-cache\nShow me a picture"),
-        nbformat.v4.new_code_cell("%%llm fake --no-stream\nA question asked twice"),
-        nbformat.v4.new_code_cell("%%llm fake --no-stream\nA question asked twice"),
-        nbformat.v4.new_code_cell("%llm usage"),
-    ]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, str(path))
+            "lm.set_price('fake:m', input=0.15, output=0.6)",
+            "%%llm fake --no-cache\nShow me a picture",
+            "%%llm fake --no-stream\nA question asked twice",
+            "%%llm fake --no-stream\nA question asked twice",
+            "%llm usage",
+        ],
+    )
 
 
 class _Sink:
@@ -147,26 +145,16 @@ class _Sink:
 
 
 def _frame_notebook(path: Path) -> None:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell(
+    _write_notebook(
+        path,
+        [
             "import os\nimport pandas as pd\nimport llm_magics as lm\n"
-            "lm.register('fake', os.environ['FAKE_LLM_URL'], default_model='m')"
-        ),
-        nbformat.v4.new_code_cell(
+            "lm.register('fake', os.environ['FAKE_LLM_URL'], default_model='m')",
             "df = pd.DataFrame({'review': [f'review number {i}' for i in range(12)]})\n"
             "out = df.llm.map('Classify: {review}', model='fake:m', cache=False, concurrency=4)\n"
-            "print('rows', len(out), 'errors', int(out['llm_error'].notna().sum()))"
-        ),
-    ]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nbformat.write(nb, str(path))
+            "print('rows', len(out), 'errors', int(out['llm_error'].notna().sum()))",
+        ],
+    )
 
 
 @pytest.fixture
@@ -275,6 +263,24 @@ CHROMIUM_ARGS = [
 ]
 
 
+@contextlib.contextmanager
+def _browser_page(screenshot: str, height: int = 900) -> Iterator[Any]:
+    """A page of headless Chromium; a full-page screenshot is kept whatever happens."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = None
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": height})
+            yield page
+        finally:
+            if page is not None:
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
+            browser.close()
+
+
 def _open_and_run_all(page: Any, base: str, notebook: str) -> None:
     page.goto(f"{base}/lab/tree/{notebook}?reset&token={TOKEN}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
@@ -287,155 +293,122 @@ def _open_and_run_all(page: Any, base: str, notebook: str) -> None:
 
 
 def test_a_streamed_answer_renders_as_markdown_in_its_own_cell(lab: dict[str, Any]) -> None:
-    from playwright.sync_api import sync_playwright
+    with _browser_page("jupyterlab_llm.png") as page:
+        _open_and_run_all(page, lab["base"], "stream.ipynb")
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = None
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            _open_and_run_all(page, lab["base"], "stream.ipynb")
-
-            # Watch the %%llm cell's output while it grows.
-            samples: list[str] = []
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                text = _output_text(page, 2)
-                if text and (not samples or samples[-1] != text):
-                    samples.append(text)
-                if "Done streaming now." in text:
-                    break
-                time.sleep(0.05)
-            page.wait_for_function(
-                "() => document.querySelectorAll('.jp-Notebook .jp-Cell')[3]"
-                ".innerText.includes('cell below')",
-                timeout=30_000,
-            )
-            partial = [
-                s
-                for s in samples
-                if "Explain" not in s and "Done streaming" not in s and "Streaming works" in s
-            ]
-            print(f"the %%llm output was sampled at {len(partial)} growing lengths")
-            assert len(partial) >= 2, f"the answer should be seen growing, got {samples!r}"
-            assert all(len(a) < len(b) for a, b in itertools.pairwise(partial)), partial
-            final = _output_text(page, 2)
-            assert "Done streaming now." in final
-            rendered = page.evaluate(
-                """() => {
-                    const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[2];
-                    const md = cell.querySelector('.jp-OutputArea .jp-RenderedMarkdown');
-                    return md ? {h2: md.querySelector('h2')?.innerText,
-                                 strong: md.querySelector('strong')?.innerText,
-                                 items: md.querySelectorAll('li').length} : null;
-                }"""
-            )
-            assert rendered == {"h2": "Streaming works", "strong": "word by word", "items": 3}
-            assert "fake:m" in final, "the usage line sits under the answer"
-            above, below = _output_text(page, 1), _output_text(page, 3)
-            assert above.strip() == "cell above" and below.strip() == "cell below"
-            assert "Streaming works" not in _output_text(page, 0)
-        finally:
-            if page is not None:
-                ARTIFACTS.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / "jupyterlab_llm.png"), full_page=True)
-            browser.close()
+        # Watch the %%llm cell's output while it grows.
+        samples: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            text = _output_text(page, 2)
+            if text and (not samples or samples[-1] != text):
+                samples.append(text)
+            if "Done streaming now." in text:
+                break
+            time.sleep(0.05)
+        page.wait_for_function(
+            "() => document.querySelectorAll('.jp-Notebook .jp-Cell')[3]"
+            ".innerText.includes('cell below')",
+            timeout=30_000,
+        )
+        partial = [
+            s
+            for s in samples
+            if "Explain" not in s and "Done streaming" not in s and "Streaming works" in s
+        ]
+        print(f"the %%llm output was sampled at {len(partial)} growing lengths")
+        assert len(partial) >= 2, f"the answer should be seen growing, got {samples!r}"
+        assert all(len(a) < len(b) for a, b in itertools.pairwise(partial)), partial
+        final = _output_text(page, 2)
+        assert "Done streaming now." in final
+        rendered = page.evaluate(
+            """() => {
+                const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[2];
+                const md = cell.querySelector('.jp-OutputArea .jp-RenderedMarkdown');
+                return md ? {h2: md.querySelector('h2')?.innerText,
+                             strong: md.querySelector('strong')?.innerText,
+                             items: md.querySelectorAll('li').length} : null;
+            }"""
+        )
+        assert rendered == {"h2": "Streaming works", "strong": "word by word", "items": 3}
+        assert "fake:m" in final, "the usage line sits under the answer"
+        above, below = _output_text(page, 1), _output_text(page, 3)
+        assert above.strip() == "cell above" and below.strip() == "cell below"
+        assert "Streaming works" not in _output_text(page, 0)
 
 
 def test_the_dataframe_progress_widget_renders_and_reports_every_row(lab: dict[str, Any]) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = None
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            _open_and_run_all(page, lab["base"], "frame.ipynb")
-            page.wait_for_function(
-                "() => document.querySelectorAll('.jp-Notebook .jp-Cell')[1]"
-                ".innerText.includes('rows 12 errors 0')",
-                timeout=90_000,
-            )
-            widget = page.evaluate(
-                """() => {
-                    const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[1];
-                    const box = cell.querySelector('.llm-magics-progress');
-                    return box ? {text: box.innerText,
-                                  bar: !!box.querySelector('.llm-magics-progress-bar'),
-                                  failed: cell.innerText.includes('Error displaying widget')}
-                               : null;
-                }"""
-            )
-            assert widget is not None, "no progress widget in the df.llm.map cell"
-            assert widget["bar"] and not widget["failed"]
-            assert "12/12 rows" in widget["text"] and "0 errors" in widget["text"], widget
-        finally:
-            if page is not None:
-                ARTIFACTS.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / "jupyterlab_progress.png"), full_page=True)
-            browser.close()
+    with _browser_page("jupyterlab_progress.png") as page:
+        _open_and_run_all(page, lab["base"], "frame.ipynb")
+        page.wait_for_function(
+            "() => document.querySelectorAll('.jp-Notebook .jp-Cell')[1]"
+            ".innerText.includes('rows 12 errors 0')",
+            timeout=90_000,
+        )
+        widget = page.evaluate(
+            """() => {
+                const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[1];
+                const box = cell.querySelector('.llm-magics-progress');
+                return box ? {text: box.innerText,
+                              bar: !!box.querySelector('.llm-magics-progress-bar'),
+                              failed: cell.innerText.includes('Error displaying widget')}
+                           : null;
+            }"""
+        )
+        assert widget is not None, "no progress widget in the df.llm.map cell"
+        assert widget["bar"] and not widget["failed"]
+        assert "12/12 rows" in widget["text"] and "0 errors" in widget["text"], widget
 
 
 def test_tables_read_as_money_and_a_remote_image_in_an_answer_is_never_fetched(
     lab: dict[str, Any],
 ) -> None:
     # Cases 4 and 17 of the hardening issue, as a person meets them in JupyterLab.
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = None
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1400})
-            _open_and_run_all(page, lab["base"], "safety.ipynb")
-            page.wait_for_function(
-                "() => document.querySelectorAll('.jp-Notebook .jp-Cell')[4]"
-                ".querySelector('.jp-OutputArea table')",
-                timeout=90_000,
-            )
-            answer = page.evaluate(
-                """() => {
-                    const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[1];
-                    const md = cell.querySelector('.jp-RenderedMarkdown');
-                    return {
-                        images: [...md.querySelectorAll('img')].map(i => i.getAttribute('src')),
-                        links: [...md.querySelectorAll('a')].map(a => a.innerText),
-                    };
-                }"""
-            )
-            assert all(src.startswith("data:") for src in answer["images"]), answer
-            assert len(answer["images"]) == 1, "the local data: image still shows"
-            assert any("chart" in text for text in answer["links"]), answer
-            table = page.evaluate(
-                """() => {
-                    const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[4];
-                    const t = cell.querySelector('.jp-OutputArea table');
-                    return {
-                        head: [...t.querySelectorAll('th')].map(c => c.innerText.trim()),
-                        rows: [...t.querySelectorAll('tbody tr')].map(
-                            r => [...r.querySelectorAll('td')].map(c => c.innerText.trim())),
-                        math: !!cell.querySelector('mjx-container, .MathJax, .katex'),
-                    };
-                }"""
-            )
-            assert table["head"] == [
-                "model",
-                "calls",
-                "cache hits",
-                "input tok",
-                "output tok",
-                "cost",
-                "saved",
-            ]
-            assert not table["math"], "a $ in the table was rendered as a formula"
-            for row in table["rows"]:
-                assert len(row) == len(table["head"]), row
-                assert row[5].startswith("$") and row[6].startswith("$"), row
-            assert any(row[6] != "$0" for row in table["rows"]), "the cached call saved money"
-            time.sleep(1.0)  # give a fetch the browser might have started time to land
-            assert lab["sink"].paths == [], "the browser fetched the remote image"
-        finally:
-            if page is not None:
-                ARTIFACTS.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / "jupyterlab_safety.png"), full_page=True)
-            browser.close()
+    with _browser_page("jupyterlab_safety.png", 1400) as page:
+        _open_and_run_all(page, lab["base"], "safety.ipynb")
+        page.wait_for_function(
+            "() => document.querySelectorAll('.jp-Notebook .jp-Cell')[4]"
+            ".querySelector('.jp-OutputArea table')",
+            timeout=90_000,
+        )
+        answer = page.evaluate(
+            """() => {
+                const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[1];
+                const md = cell.querySelector('.jp-RenderedMarkdown');
+                return {
+                    images: [...md.querySelectorAll('img')].map(i => i.getAttribute('src')),
+                    links: [...md.querySelectorAll('a')].map(a => a.innerText),
+                };
+            }"""
+        )
+        assert all(src.startswith("data:") for src in answer["images"]), answer
+        assert len(answer["images"]) == 1, "the local data: image still shows"
+        assert any("chart" in text for text in answer["links"]), answer
+        table = page.evaluate(
+            """() => {
+                const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[4];
+                const t = cell.querySelector('.jp-OutputArea table');
+                return {
+                    head: [...t.querySelectorAll('th')].map(c => c.innerText.trim()),
+                    rows: [...t.querySelectorAll('tbody tr')].map(
+                        r => [...r.querySelectorAll('td')].map(c => c.innerText.trim())),
+                    math: !!cell.querySelector('mjx-container, .MathJax, .katex'),
+                };
+            }"""
+        )
+        assert table["head"] == [
+            "model",
+            "calls",
+            "cache hits",
+            "input tok",
+            "output tok",
+            "cost",
+            "saved",
+        ]
+        assert not table["math"], "a $ in the table was rendered as a formula"
+        for row in table["rows"]:
+            assert len(row) == len(table["head"]), row
+            assert row[5].startswith("$") and row[6].startswith("$"), row
+        assert any(row[6] != "$0" for row in table["rows"]), "the cached call saved money"
+        time.sleep(1.0)  # give a fetch the browser might have started time to land
+        assert lab["sink"].paths == [], "the browser fetched the remote image"

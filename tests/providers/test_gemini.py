@@ -14,7 +14,7 @@ import pytest
 from pydantic import BaseModel
 
 import llm_magics as lm
-from llm_magics._http import RetryPolicy
+from llm_magics._retry import RetryPolicy
 from llm_magics._types import MediaPart
 from tests.support.faults import Chunks, Sleeps
 from tests.support.specs import SpecTransport, SpecViolation, load_spec

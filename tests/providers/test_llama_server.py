@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 import llm_magics as lm
 from llm_magics import _loop
-from llm_magics._http import RetryPolicy
+from llm_magics._retry import RetryPolicy
 from llm_magics.serve import LocalServer
 from tests.support.specs import SpecTransport
 

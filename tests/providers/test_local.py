@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 import llm_magics as lm
 from llm_magics import _local_model
-from llm_magics._http import RetryPolicy
+from llm_magics._retry import RetryPolicy
 from llm_magics._types import ChatRequest, Message, ToolCall, ToolSpec
 from llm_magics.providers.local import LocalProvider, _Plan
 

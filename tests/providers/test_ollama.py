@@ -15,7 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 import llm_magics as lm
-from llm_magics._http import RetryPolicy
+from llm_magics._retry import RetryPolicy
 from llm_magics._types import MediaPart
 from llm_magics.providers.ollama import OllamaProvider
 from tests.support.faults import Chunks, Sleeps

@@ -351,7 +351,7 @@ def test_other_server_errors_do_not_change_how_schemas_are_sent() -> None:
         return httpx2.Response(500, json={"error": {"message": "out of memory"}})
 
     lm.register("flaky", "http://flaky.test/v1")
-    from llm_magics._http import RetryPolicy
+    from llm_magics._retry import RetryPolicy
 
     c = lm.client(
         "flaky:m", transport=httpx2.MockTransport(failing), cache=False, retry=RetryPolicy(0)
