@@ -41,7 +41,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from ._errors import AuthenticationError, ConfigError, LLMError, OutputParseError
+from ._errors import (
+    AuthenticationError,
+    ConfigError,
+    EmptyPromptError,
+    LLMError,
+    OutputParseError,
+)
 from ._fmt import duration, money
 from ._retry import is_retryable
 from ._types import Response
@@ -263,7 +269,12 @@ class Lookahead:
 
     def _fill(self, start: int) -> None:
         self._end = min(start + LOOKAHEAD, len(self._prompts))
-        plain = [j for j in range(start, self._end) if isinstance(self._prompts[j], str)]
+        # An empty prompt fails on its own (a row error), not the whole chunk's lookup.
+        plain = [
+            j
+            for j in range(start, self._end)
+            if isinstance(self._prompts[j], str) and self._prompts[j]
+        ]
         if not plain:
             return
         assert self._prepare is not None
@@ -300,6 +311,8 @@ def _remember(client: Any, prompt: Any, answer: Response, cache: Any, options: A
 
 def _is_fatal(exc: BaseException) -> bool:
     """Errors that every other row would meet too: stop instead of repeating them."""
+    if isinstance(exc, EmptyPromptError):
+        return False  # this row's input is empty; the next row's may not be
     return isinstance(exc, ConfigError | AuthenticationError)
 
 
@@ -452,8 +465,12 @@ async def run_batch(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    last_refresh = [0.0]
+
     def heard(wait: Wait) -> None:
-        if stats.heard(wait):
+        # News, and at most twice a second however many workers announce their waits.
+        if stats.heard(wait) and time.monotonic() - last_refresh[0] >= 0.5:
+            last_refresh[0] = time.monotonic()
             # Every worker may be waiting, so nothing else would update the display soon.
             refresh = getattr(progress, "refresh", None)
             (refresh or progress.update)(stats)

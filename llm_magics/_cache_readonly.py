@@ -40,15 +40,7 @@ class ReadOnlyStore:
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
-            database = self.directory / "cache.db"
-            try:
-                connection = sqlite3.connect(
-                    f"{database.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None
-                )
-                connection.execute("SELECT 1 FROM Cache LIMIT 1").fetchall()
-            except (sqlite3.Error, OSError):
-                connection = sqlite3.connect(":memory:", isolation_level=None)
-                connection.execute(_EMPTY_SCHEMA)
+            connection = _open_read_only(self.directory / "cache.db")
             self._local.connection = connection
         return connection
 
@@ -88,3 +80,20 @@ class ReadOnlyStore:
         if connection is not None:
             connection.close()
             self._local.connection = None
+
+
+def _open_read_only(database: Path) -> sqlite3.Connection:
+    """``mode=ro``; where SQLite cannot even make the WAL index it needs for that (a folder
+    this process may not write), ``immutable=1``; else an empty store."""
+    for options in ("mode=ro", "mode=ro&immutable=1"):
+        try:
+            connection = sqlite3.connect(
+                f"{database.resolve().as_uri()}?{options}", uri=True, isolation_level=None
+            )
+            connection.execute("SELECT 1 FROM Cache LIMIT 1").fetchall()
+            return connection
+        except (sqlite3.Error, OSError):
+            continue
+    connection = sqlite3.connect(":memory:", isolation_level=None)
+    connection.execute(_EMPTY_SCHEMA)
+    return connection

@@ -159,7 +159,7 @@ class Client:
             extra=extra,
         )
         if not any(_has_content(m) for m in request.messages):
-            raise ConfigError(
+            raise errors.EmptyPromptError(
                 "the prompt is empty: pass the text to send (or message dicts with content)."
             )
         if request.tools and not self.provider.supports_tools:
@@ -195,7 +195,13 @@ class Client:
                 failure = exc
             except NOT_UNDERSTOOD as exc:
                 raise not_understood(exc, self.provider.name, self.model) from exc
-            if deadline is not None and isinstance(failure, errors.TimeoutError):
+            if (
+                deadline is not None
+                and isinstance(failure, errors.TimeoutError)
+                and deadline - time.monotonic() < 0.05
+            ):
+                # The call's own time ran out (an attempt's timeout ending early, such as a
+                # connect timeout, leaves time for a retry).
                 raise self._out_of_time(failure, timeout, tries) from failure
             await self._after_failure(failure, key, tries, deadline)
 

@@ -83,6 +83,11 @@ class UnknownModelError(ConfigError):
     """A model id, alias or provider name that resolves to nothing known."""
 
 
+class EmptyPromptError(ConfigError):
+    """The prompt has no text, media or tool result: a problem of this prompt alone (one row
+    of a DataFrame map), not of the settings every other prompt shares."""
+
+
 class OutputParseError(LLMError):
     """The model answered, but not with JSON matching the requested schema.
 

@@ -21,13 +21,16 @@ def money(usd: float | None) -> str:
         return "unknown"
     if usd == 0:
         return "$0"
-    if abs(usd) >= 1:
-        return f"${usd:,.2f}"
-    digits = min(max(2, 3 - math.floor(math.log10(abs(usd)))), 10)
+    sign, usd = ("-", -usd) if usd < 0 else ("", usd)
+    if usd >= 1:
+        return f"{sign}${usd:,.2f}"
+    if usd < 1e-9:
+        return f"{sign}$<0.000000001"
+    digits = max(2, 3 - math.floor(math.log10(usd)))
     text = f"{usd:.{digits}f}".rstrip("0")
     if len(text.partition(".")[2]) < 2:
         text = f"{usd:.2f}"
-    return f"${text}"
+    return f"{sign}${text}"
 
 
 def size(count: float) -> str:
@@ -44,9 +47,9 @@ def duration(seconds: float | None) -> str:
     """``0.4 s``, ``42 s``, ``3 min 5 s``, ``2 h 5 min``; ``?`` when unknown."""
     if seconds is None or not math.isfinite(seconds):
         return "?"
-    if seconds < 10:
+    if round(seconds, 1) < 10:
         return f"{seconds:.1f} s"
-    if seconds < 120:
+    if round(seconds) < 120:
         return f"{seconds:.0f} s"
     total = round(seconds)
     if total < 3600:

@@ -20,6 +20,7 @@ Thread safety: pure functions; the switch is one module-level flag.
 
 from __future__ import annotations
 
+import html
 import os
 import re
 from collections.abc import Callable
@@ -42,14 +43,19 @@ def remote_allowed() -> bool:
     return os.environ.get("LLM_MAGICS_REMOTE_CONTENT", "").strip().lower() in ("1", "true", "yes")
 
 
-# A URL is remote unless it is a data: URI or a path (no scheme, no //host).
-_REMOTE_URL = re.compile(r"^\s*<?\s*(?!data:)(?:[a-z][a-z0-9+.-]*:|//)", re.IGNORECASE)
+# A URL is remote unless it is a data: URI or a path (no scheme, no //host; browsers read a
+# backslash as a slash).
+_REMOTE_URL = re.compile(r"^(?!data:)(?:[a-z][a-z0-9+.-]*:|[/\\]{2})", re.IGNORECASE)
+_BACKSLASH_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+_INVISIBLE = re.compile(r"[\x00-\x20\x7f]")
 
-_FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})[^\n]*\n.*?(?:^ {0,3}\2[`~]*[ \t]*$|\Z)", re.M | re.S)
-_CODE_SPAN = re.compile(r"(`+)(?!`).+?(?<!`)\1(?!`)", re.S)
+# A backtick fence's info string has no backtick; a code span does not cross a blank line.
+_FENCE = re.compile(
+    r"^( {0,3})(`{3,}(?=[^`\n]*$)|~{3,})[^\n]*\n.*?(?:^ {0,3}\2[`~]*[ \t]*$|\Z)", re.M | re.S
+)
+_CODE_SPAN = re.compile(r"(`+)(?!`)(?:(?!\n[ \t]*\n).)+?(?<!`)\1(?!`)", re.S)
 
-_INLINE_IMAGE = re.compile(r"!\[((?:[^\[\]\\]|\\.|\[[^\]]*\])*)\]\(\s*(<[^>]*>|[^\s)]+)([^)]*)\)")
-_REFERENCE_IMAGE = re.compile(r"!\[((?:[^\[\]\\]|\\.)*)\](\[[^\]]*\])?")
+_DESTINATION = re.compile(r"\(\s*(<[^>\n]*>|(?:[^\s()\\]|\\.|\((?:[^\s()\\]|\\.)*\))+)([^)]*)\)")
 _DEFINITION = re.compile(r"^ {0,3}\[((?:[^\]\\]|\\.)+)\]:\s*(<[^>]*>|\S+)", re.M)
 
 # Tags that fetch something when rendered, and attributes that name what they fetch.
@@ -61,7 +67,9 @@ _LOADING_TAGS = (
 _NEVER_RENDERED = frozenset(
     {"script", "style", "iframe", "frame", "frameset", "embed", "object", "base", "link", "meta"}
 )
-_TAG = re.compile(r"<\s*(/?)\s*([a-z][a-z0-9:-]*)\b([^<>]*)>", re.IGNORECASE)
+_TAG = re.compile(
+    r"<\s*(/?)\s*([a-z][a-z0-9:-]*)\b((?:\"[^\"]*\"|'[^']*'|[^'\"<>])*)>", re.IGNORECASE
+)
 _URL_ATTRIBUTE = re.compile(
     r"\b(?:src|srcset|href|xlink:href|poster|data|background|action|formaction|content)"
     r"\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s>]+)",
@@ -74,7 +82,11 @@ def safe_markdown(text: str) -> str:
     """``text`` as Markdown that loads nothing remote (see the module docstring)."""
     if remote_allowed() or not _may_load(text):
         return text
-    return _outside_code(text, _prose)
+    # Definitions may stand anywhere (even past a code block), so they are read first.
+    remote_refs = {
+        _normal_label(label) for label, url in _DEFINITION.findall(text) if _is_remote(url)
+    }
+    return _outside_code(text, lambda prose: _prose(prose, remote_refs))
 
 
 def safe_html(text: str) -> str:
@@ -111,27 +123,63 @@ def _spans(text: str, change: Callable[[str], str]) -> str:
     return "".join(out)
 
 
-def _prose(text: str) -> str:
-    remote_refs = {
-        label.strip().lower() for label, url in _DEFINITION.findall(text) if _REMOTE_URL.match(url)
-    }
+def _is_remote(url: str) -> bool:
+    """Whether a browser would fetch ``url`` from elsewhere, however it is written (entities,
+    Markdown escapes, spaces and control characters inside the scheme)."""
+    plain = _INVISIBLE.sub("", _BACKSLASH_ESCAPE.sub(r"\1", html.unescape(url)))
+    return bool(_REMOTE_URL.match(plain.lstrip("<")))
 
-    def inline(match: re.Match[str]) -> str:
-        alt, url, rest = match.group(1), match.group(2), match.group(3)
-        if not _REMOTE_URL.match(url):
-            return match.group(0)
-        return f"[{_label(alt)}]({url}{rest})"
 
-    def reference(match: re.Match[str]) -> str:
-        alt, ref = match.group(1), match.group(2)
-        label = (ref[1:-1] if ref and len(ref) > 2 else alt).strip().lower()
-        if label not in remote_refs:
-            return match.group(0)
-        return f"[{_label(alt)}]{ref or ''}"
+def _normal_label(label: str) -> str:
+    return " ".join(label.split()).lower()
 
-    text = _INLINE_IMAGE.sub(inline, text)
-    if remote_refs:
-        text = _REFERENCE_IMAGE.sub(reference, text)
+
+def _closing_bracket(text: str, start: int) -> int | None:
+    """The index of the ``]`` that closes the ``[`` at ``start`` (nesting and escapes)."""
+    depth, i = 0, start
+    while i < len(text):
+        char = text[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return None
+
+
+def _prose(text: str, remote_refs: set[str]) -> str:
+    out: list[str] = []
+    position = 0
+    while (start := text.find("![", position)) >= 0:
+        end = _closing_bracket(text, start + 1)
+        if end is None:
+            break
+        alt, after = text[start + 2 : end], end + 1
+        target = _DESTINATION.match(text, after)
+        if target is not None:
+            if _is_remote(target.group(1)):
+                out += [
+                    text[position:start],
+                    f"[{_label(alt)}]({target.group(1)}{target.group(2)})",
+                ]
+                position = target.end()
+                continue
+        else:
+            label_end = _closing_bracket(text, after) if text.startswith("[", after) else None
+            label = text[after + 1 : label_end] if label_end is not None else ""
+            if _normal_label(label or alt) in remote_refs:
+                out += [text[position:start], f"[{_label(alt)}]"]
+                position = after
+                continue
+        out.append(text[position : start + 2])  # not remote: scan on, into its alt text too
+        position = start + 2
+    out.append(text[position:])
+    text = "".join(out)
     if "<" in text:
         text = _TAG.sub(_tag, text)
     return text
@@ -145,7 +193,7 @@ def _tag(match: re.Match[str]) -> str:
             loads = not match.group(1)  # an opening tag of these: never rendered here
         else:
             loads = any(
-                _REMOTE_URL.match(value.strip("\"'")) or _srcset_is_remote(value)
+                _is_remote(value.strip("\"'")) or _srcset_is_remote(value)
                 for value in _URL_ATTRIBUTE.findall(attributes)
             )
     if not loads:
@@ -155,7 +203,7 @@ def _tag(match: re.Match[str]) -> str:
 
 def _srcset_is_remote(value: str) -> bool:
     candidates = [part.strip().split(" ")[0] for part in value.strip("\"'").split(",")]
-    return any(_REMOTE_URL.match(url) for url in candidates if url)
+    return any(_is_remote(url) for url in candidates if url)
 
 
 def _label(alt: str) -> str:

@@ -30,8 +30,10 @@ __all__ = [
     "scrub",
 ]
 
-#: Shorter values are not treated as secrets: masking them would mangle ordinary text.
-MIN_SECRET = 8
+#: Shorter values are not treated as secrets when scrubbing text: placeholders such as
+#: ``lm-studio`` or ``not-needed`` would mangle ordinary words, and no provider issues keys
+#: this short. (Masking a key for display still shows its last four characters.)
+MIN_SECRET = 16
 CREDENTIAL_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "x-api-key", "x-goog-api-key", "api-key"}
 )
@@ -43,8 +45,8 @@ _pattern_for: frozenset[str] = frozenset()
 
 
 def mask(secret: str) -> str:
-    """``...abcd``: the last four characters, or ``****`` for a short value."""
-    return f"...{secret[-4:]}" if len(secret) >= MIN_SECRET else "****"
+    """``...abcd``: the last four characters, or ``****`` for a value under 8."""
+    return f"...{secret[-4:]}" if len(secret) >= 8 else "****"
 
 
 def remember(secret: str) -> None:
@@ -166,10 +168,15 @@ def mask_exception(exc: BaseException) -> None:
     its message, its request, and the locals of its finished frames."""
     import traceback
 
-    exc.args = tuple(scrub(a) if isinstance(a, str) else a for a in exc.args)
-    request = getattr(exc, "_request", None)
-    if request is not None:
-        exc._request = masked_request(request)  # type: ignore[attr-defined]
-    if exc.__traceback__ is not None:
-        # Frames inside the HTTP library hold the raw header bytes as locals.
-        traceback.clear_frames(exc.__traceback__)
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:  # down the whole chain
+        seen.add(id(current))
+        current.args = tuple(scrub(a) if isinstance(a, str) else a for a in current.args)
+        request = getattr(current, "_request", None)
+        if request is not None and hasattr(request, "headers"):
+            current._request = masked_request(request)  # type: ignore[attr-defined]
+        if current.__traceback__ is not None:
+            # Frames inside the HTTP libraries hold the raw header bytes as locals.
+            traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__

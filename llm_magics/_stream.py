@@ -93,13 +93,19 @@ class ResponseStream:
                     else:
                         self._text.append(item)
                         yield item
+            except StreamInterruptedError:
+                raise  # it keeps the text and its own cause
             except LLMError as exc:
                 if self._text:
                     raise self._interrupted(exc) from exc
                 await client._after_failure(exc, key, tries)
                 continue
             except NOT_UNDERSTOOD as exc:
-                raise not_understood(exc, client.provider.name, client.model) from exc
+                error = not_understood(exc, client.provider.name, client.model)
+                error.__cause__ = exc
+                if self._text:
+                    raise self._interrupted(error) from error
+                raise error from exc
             if final is None:
                 final = Response(self.text, client.model, client.provider.name)
             client._record(key, final)
@@ -109,8 +115,6 @@ class ResponseStream:
             return
 
     def _interrupted(self, exc: LLMError) -> StreamInterruptedError:
-        if isinstance(exc, StreamInterruptedError):
-            return exc
         return StreamInterruptedError(
             f"the {self.client.provider.name} stream failed after {len(self.text)} "
             f"characters: {exc}",

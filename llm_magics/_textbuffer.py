@@ -4,7 +4,8 @@
 pieces is tens of gigabytes of copying. A TextBuffer keeps the pieces and joins them when the
 text is read, at most once per read after a change.
 
-Thread safety: none; one writer, readers on the same thread.
+Thread safety: one writer thread; a reader on another thread sees a consistent prefix (the
+pieces list is only appended to; joining holds the GIL).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ __all__ = ["TextBuffer"]
 class TextBuffer:
     """Append pieces; read ``value`` (joined lazily) and ``len()`` (kept, never joined)."""
 
-    __slots__ = ("_length", "_pieces")
+    __slots__ = ("_joined", "_joined_pieces", "_length", "_pieces")
 
     def __init__(self, text: str = "") -> None:
         self._pieces: list[str] = [text] if text else []
         self._length = len(text)
+        self._joined = text
+        self._joined_pieces = len(self._pieces)
 
     def append(self, piece: str) -> None:
         if piece:
@@ -28,9 +31,12 @@ class TextBuffer:
 
     @property
     def value(self) -> str:
-        if len(self._pieces) > 1:
-            self._pieces = ["".join(self._pieces)]
-        return self._pieces[0] if self._pieces else ""
+        count = len(self._pieces)
+        if count != self._joined_pieces:
+            # Join what is there without replacing the list the writer appends to.
+            self._joined = "".join(self._pieces[:count])
+            self._joined_pieces = count
+        return self._joined
 
     def __len__(self) -> int:
         return self._length

@@ -548,3 +548,24 @@ def test_a_streamed_answer_that_fails_its_schema_raises_output_parse_error_at_th
     with pytest.raises(lm.OutputParseError) as info:
         list(stream)
     assert info.value.text == "not json" and stream.text == "not json"
+
+
+def test_a_connect_timeout_inside_a_long_timeout_is_retried_not_final() -> None:
+    handler, seen = scripted(httpx2.ConnectTimeout("slow to connect"), ok("made it"))
+    client, _ = make_client(handler, retries=2)
+    assert client.chat("hi", timeout=60).text == "made it"
+    assert len(seen) == 2
+
+
+def test_an_odd_event_mid_stream_keeps_the_text_that_arrived() -> None:
+    good = {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": {"content": "Half an"}, "finish_reason": None}]}  # fmt: skip
+    body = f"data: {json.dumps(good)}\n\ndata: {json.dumps({'choices': 'odd'})}\n\n"
+    handler, _ = scripted(
+        httpx2.Response(200, content=body.encode(), headers={"content-type": "text/event-stream"})
+    )
+    client, _ = make_client(handler, retries=0)
+    with pytest.raises(lm.StreamInterruptedError) as info:
+        list(client.stream("hi"))
+    assert info.value.partial_text == "Half an"
+    assert isinstance(info.value.__cause__, lm.ProviderError)

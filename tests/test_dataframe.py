@@ -314,3 +314,14 @@ def test_progress_false_prints_nothing_and_text_progress_prints_one_line(
     err = capsys.readouterr().err
     assert err.endswith("\n") and err.count("\n") == 1
     assert "3/3 rows" in err and "0 errors" in err
+
+
+def test_an_empty_row_is_an_error_in_its_own_row_and_the_others_are_answered(
+    server: FakeOpenAIServer,
+) -> None:
+    frame = pd.DataFrame({"q": ["a", "b", "", "d", "e"]})
+    out = frame.llm.map("{q}", model=connect(server), progress=False)
+    assert out["llm"].tolist()[:2] == [echo("a"), echo("b")] and out["llm"][2] is None
+    assert "the prompt is empty" in out["llm_error"][2]
+    assert out["llm_error"].drop(index=2).isna().all()
+    assert server.request_count == 4

@@ -20,6 +20,8 @@ from llm_magics._fmt import duration, markdown_table, money, size, text_table
         (0.1234, "$0.1234"),
         (1, "$1.00"),
         (1234.567, "$1,234.57"),
+        (-0.5, "-$0.50"),
+        (3e-11, "$<0.000000001"),
     ],
 )
 def test_money_is_shown_one_way_and_a_small_cost_never_reads_as_zero(
@@ -39,7 +41,7 @@ def test_sizes_are_binary_units_with_their_names(count: int, shown: str) -> None
 @pytest.mark.parametrize(
     ("seconds", "shown"),
     [(0.42, "0.4 s"), (42, "42 s"), (185, "3 min 5 s"), (120, "2 min"), (7500, "2 h 5 min"),
-     (None, "?"), (float("inf"), "?")],
+     (9.96, "10 s"), (119.6, "2 min"), (None, "?"), (float("inf"), "?")],
 )  # fmt: skip
 def test_durations_read_as_a_person_says_them(seconds: float | None, shown: str) -> None:
     assert duration(seconds) == shown

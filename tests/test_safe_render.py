@@ -121,3 +121,32 @@ def test_the_magic_setting_switches_it(ip: Any) -> None:
     assert remote_allowed()
     ip.run_line_magic("config", "LLMMagics.remote_content = False")
     assert not remote_allowed()
+
+
+TRICKY = [
+    "![a](https\\://evil.example/x.png)",
+    "![a](https&#58;//evil.example/x.png)",
+    '<img src="&#x68;ttps://evil.example/x.png">',
+    "![l][x]\n\nRun `pip`.\n\n[x]: https://evil.example/p.png",
+    "![a [b [c]]](https://evil.example/x.png)",
+    '<img alt=">" src="https://evil.example/x.png">',
+    "A `tick\n\n![a](https://evil.example/x.png)\n\nand `another",
+    "```a`b\n![a](https://evil.example/x.png)",
+    "![x][Foo  Bar]\n\n[foo bar]: https://evil.example/p.png",
+    "![a](\\\\evil.example/x.png)",
+    "![a](<https://evil.example/x y.png>)",
+]
+
+
+@pytest.mark.parametrize("answer", TRICKY)
+def test_a_real_markdown_renderer_fetches_nothing_remote_from_the_safe_text(answer: str) -> None:
+    # The oracle is a CommonMark renderer (mistune, as nbconvert uses), not our own regexes.
+    import re
+
+    mistune = pytest.importorskip("mistune")
+    rendered = mistune.html(safe_markdown(answer))
+    sources = re.findall(r"<(?:img|iframe|source|video)\b[^>]*\bsrc=\"([^\"]*)\"", rendered)
+    assert all(src.startswith("data:") or ("://" not in src and not src.startswith("//"))
+               for src in sources), (answer, rendered)  # fmt: skip
+    raw = mistune.html(answer)
+    assert "<img" in raw or "&lt;img" in raw or "evil" in raw  # the case is a real image

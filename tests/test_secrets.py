@@ -147,3 +147,20 @@ def test_an_error_stream_event_echoing_the_key_is_masked() -> None:
     with pytest.raises(lm.LLMError) as info:
         list(client_for("openai", handler).stream("hi"))
     assert key not in everything_about(info.value)
+
+
+def test_a_placeholder_key_is_not_scrubbed_out_of_ordinary_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LMSTUDIO_API_KEY", "lm-studio")
+    assert scrub("connect to lm-studio on port 1234") == "connect to lm-studio on port 1234"
+
+
+def test_a_streaming_request_sends_masked_printing_headers() -> None:
+    from llm_magics.providers.openai_compat import OpenAICompatProvider
+
+    provider = OpenAICompatProvider("openai", "https://api.openai.com/v1")
+    from llm_magics.keys import APIKey
+
+    headers = SecretHeaders(provider.headers(APIKey(KEYS["openai"])), Accept="text/event-stream")
+    assert KEYS["openai"] not in repr(headers) and headers["Accept"] == "text/event-stream"

@@ -299,7 +299,7 @@ class AnthropicProvider(Provider):
             "POST",
             f"{self.base_url}/v1/messages",
             ctx=ctx,
-            headers={**self.headers(key), "accept": "text/event-stream"},
+            headers=SecretHeaders(self.headers(key), accept="text/event-stream"),
             json_body=self.body(request, stream=True),
             timeout=timeouts,
             transport=self.transport,

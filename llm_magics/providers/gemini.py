@@ -284,7 +284,7 @@ class GeminiProvider(Provider):
             "POST",
             self.url(request.model, "streamGenerateContent"),
             ctx=ctx,
-            headers={**self.headers(key), "Accept": "text/event-stream"},
+            headers=SecretHeaders(self.headers(key), Accept="text/event-stream"),
             json_body=self.body(request),
             params={"alt": "sse"},
             timeout=timeouts,

@@ -202,7 +202,7 @@ class OllamaProvider(Provider):
                 "POST",
                 f"{self.base_url}/api/chat",
                 ctx=ctx,
-                headers={**self.headers(key), "Accept": "application/x-ndjson"},
+                headers=SecretHeaders(self.headers(key), Accept="application/x-ndjson"),
                 json_body=body,
                 timeout=timeouts,
                 transport=self.transport,

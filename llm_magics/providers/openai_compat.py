@@ -270,7 +270,7 @@ class OpenAICompatProvider(Provider):
             "POST",
             f"{self.base_url}/chat/completions",
             ctx=ctx,
-            headers={**self.headers(key), "Accept": "text/event-stream"},
+            headers=SecretHeaders(self.headers(key), Accept="text/event-stream"),
             json_body=self.body(request, stream=True),
             timeout=timeouts,
             transport=self.transport,
