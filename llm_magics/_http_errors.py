@@ -269,21 +269,18 @@ class translate_transport_errors:
                 provider=ctx.provider,
                 model=ctx.model,
             ) from exc
-        if isinstance(exc, httpx2.TimeoutException):
+        if isinstance(exc, httpx2.TransportError | httpx2.StreamError):  # timeouts included
             arrived = self.partial() if self.partial else ""
             if arrived:
                 raise _interrupted(ctx, exc, arrived) from exc
-            raise errors.TimeoutError(
-                f"{ctx.provider} did not answer in time ({type(exc).__name__}). Raise timeout= "
-                "or try again.",
-                provider=ctx.provider,
-                model=ctx.model,
-                request=_request_of(exc),
-            ) from exc
-        if isinstance(exc, httpx2.TransportError | httpx2.StreamError):
-            arrived = self.partial() if self.partial else ""
-            if arrived:
-                raise _interrupted(ctx, exc, arrived) from exc
+            if isinstance(exc, httpx2.TimeoutException):
+                raise errors.TimeoutError(
+                    f"{ctx.provider} did not answer in time ({type(exc).__name__}). Raise "
+                    "timeout= or try again.",
+                    provider=ctx.provider,
+                    model=ctx.model,
+                    request=_request_of(exc),
+                ) from exc
             raise errors.APIConnectionError(
                 _connection_message(ctx, exc),
                 provider=ctx.provider,

@@ -19,8 +19,8 @@ from llm_magics._secrets import SecretHeaders, masked_request, scrub
 
 KEYS = {
     "openai": "sk-echoed-openai-key-0123456789abcdWXYZ",
-    "anthropic": "sk-ant-echoed-anthropic-key-0123456789ABCD",
-    "gemini": "AIzaEchoedGeminiKey0123456789abcdefGHIJ",
+    "anthropic": "sk-ant-TEST_echoed_anthropic_key_ABCD",
+    "gemini": "AIza.TEST.echoed.gemini.key.GHIJ",
 }
 MODELS = {"openai": "openai:m", "anthropic": "anthropic:claude-x", "gemini": "gemini:gemini-x"}
 
