@@ -236,7 +236,7 @@ class Client:
         if not is_retryable(exc):
             raise exc
         retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
-        pool = self.keys if key is not None else None
+        pool = self.keys
         if isinstance(exc, RateLimitError) and pool is not None and key is not None:
             rotating = len(pool) > 1 and tries.rotations < 4 * len(pool)
             if not rotating and tries.retries >= self.retry.max_retries:

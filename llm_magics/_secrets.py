@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 __all__ = [
@@ -80,36 +81,44 @@ def _current_pattern() -> re.Pattern[str] | None:
         return _pattern
 
 
-def scrub(text: str) -> str:
-    """``text`` with every known secret masked to its last four characters."""
-    if not text:
-        return text
+def _scrubber() -> Callable[[str], str]:
+    """:func:`scrub` with the secrets as they are now, for masking many texts in a row (the
+    secrets are gathered, environment included, once rather than per text)."""
     pattern = _current_pattern()
     if pattern is None:
-        return text
-    return pattern.sub(lambda m: mask(m.group(0)), text)
+        return lambda text: text
+    return lambda text: pattern.sub(lambda m: mask(m.group(0)), text) if text else text
 
 
-def _masked_value(name: str, value: str) -> str:
+def scrub(text: str) -> str:
+    """``text`` with every known secret masked to its last four characters."""
+    return _scrubber()(text) if text else text
+
+
+def _masked_value(name: str, value: str, clean: Callable[[str], str]) -> str:
     if name.lower() in CREDENTIAL_HEADERS:
         scheme, _, secret = value.partition(" ")
         return f"{scheme} {mask(secret)}" if secret else mask(value)
-    return scrub(value)
+    return clean(value)
+
+
+def _masked_headers(items: Iterable[tuple[str, str]], clean: Callable[[str], str]) -> list[Any]:
+    return [(k, _masked_value(k, v, clean)) for k, v in items]
 
 
 class SecretHeaders(dict[str, str]):
     """The headers of a request; printing them shows credentials masked."""
 
     def __repr__(self) -> str:
-        return repr({k: _masked_value(k, v) for k, v in self.items()})
+        return repr(dict(_masked_headers(self.items(), _scrubber())))
 
 
-def _scrub_bytes(content: bytes) -> bytes:
+def _scrub_bytes(content: bytes, clean: Callable[[str], str]) -> bytes:
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError:
         return content
-    cleaned = scrub(text)
+    cleaned = clean(text)
     return content if cleaned == text else cleaned.encode("utf-8")
 
 
@@ -123,9 +132,10 @@ def masked_request(request: Any) -> Any:
         content = request.content
     except Exception:  # a streaming body that was never read
         content = b""
-    headers = [(k, _masked_value(k, v)) for k, v in request.headers.multi_items()]
+    clean = _scrubber()
+    headers = _masked_headers(request.headers.multi_items(), clean)
     copy = httpx2.Request(
-        request.method, request.url, headers=headers, content=_scrub_bytes(content)
+        request.method, request.url, headers=headers, content=_scrub_bytes(content, clean)
     )
     copy._llm_magics_masked = True  # type: ignore[attr-defined]
     return copy
@@ -143,13 +153,13 @@ def masked_response(response: Any) -> Any:
         content = response.content
     except Exception:  # a stream that was never read
         content = b""
-    headers = [(k, _masked_value(k, v)) for k, v in response.headers.multi_items()]
+    clean = _scrubber()
     # The body is stored decoded, so the copy must not claim a compression it lacks.
-    headers = [(k, v) for k, v in headers if k.lower() not in ("content-encoding",)]
+    kept = [(k, v) for k, v in response.headers.multi_items() if k.lower() != "content-encoding"]
     copy = httpx2.Response(
         response.status_code,
-        headers=headers,
-        content=_scrub_bytes(content),
+        headers=_masked_headers(kept, clean),
+        content=_scrub_bytes(content, clean),
         request=masked_request(_request_of(response)),
     )
     copy._llm_magics_masked = True  # type: ignore[attr-defined]
@@ -168,11 +178,12 @@ def mask_exception(exc: BaseException) -> None:
     its message, its request, and the locals of its finished frames."""
     import traceback
 
+    clean = _scrubber()
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:  # down the whole chain
         seen.add(id(current))
-        current.args = tuple(scrub(a) if isinstance(a, str) else a for a in current.args)
+        current.args = tuple(clean(a) if isinstance(a, str) else a for a in current.args)
         request = getattr(current, "_request", None)
         if request is not None and hasattr(request, "headers"):
             current._request = masked_request(request)  # type: ignore[attr-defined]
