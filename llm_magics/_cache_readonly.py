@@ -20,13 +20,28 @@ from typing import Any
 
 from diskcache.core import MODE_BINARY, MODE_RAW
 
-__all__ = ["ReadOnlyStore"]
+__all__ = ["NoWriter", "ReadOnlyStore"]
 
 _EMPTY_SCHEMA = (
     "CREATE TABLE Cache (rowid INTEGER PRIMARY KEY, key BLOB, raw INTEGER, store_time REAL,"
     " expire_time REAL, access_time REAL, access_count INTEGER, tag BLOB, size INTEGER,"
     " mode INTEGER, filename TEXT, value BLOB)"
 )
+
+
+class NoWriter:
+    """The writer of a read-only cache: nothing is pending, nothing is ever written."""
+
+    written = 0
+
+    def pending(self, key: str) -> bytes | None:
+        return None
+
+    def put(self, key: str, body: bytes, tag: str) -> None:
+        return None  # the user was told once that the cache cannot be written
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        return True
 
 
 class ReadOnlyStore:

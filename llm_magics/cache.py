@@ -64,7 +64,7 @@ from ._cache_format import (
     encode_response,
     request_digest,
 )
-from ._cache_readonly import ReadOnlyStore
+from ._cache_readonly import NoWriter, ReadOnlyStore
 from ._cache_sql import FALLBACK, read_many, read_one
 from ._cache_writer import BatchWriter, cache_clock
 from ._errors import ConfigError
@@ -220,7 +220,7 @@ class ResponseCache:
         #: True when the directory cannot be written: answers are read from it, never stored.
         self.read_only = False
         self._store: Any
-        self._writer: BatchWriter | None = None
+        self._writer: BatchWriter | NoWriter = NoWriter()
         try:
             self.directory = _private_directory(self.directory)
             self._store = diskcache.Cache(
@@ -267,7 +267,7 @@ class ResponseCache:
         return request_digest(payload)
 
     def get(self, key: str) -> Response | None:
-        data = self._writer.pending(key) if self._writer is not None else None
+        data = self._writer.pending(key)
         if data is None:
             data = self._read(key)
         response = self._decode(data) if data is not None else None
@@ -291,9 +291,8 @@ class ResponseCache:
                     bodies[key] = data
         except (sqlite3.Error, diskcache.Timeout, OSError) as exc:
             log.warning("response cache read failed (%s); asking the provider instead", exc)
-        writer = self._writer
         for key in keys:
-            data = writer.pending(key) if writer is not None else None
+            data = self._writer.pending(key)
             if data is not None:
                 bodies[key] = data
         answers: dict[str, Response] = {}
@@ -323,8 +322,8 @@ class ResponseCache:
     def put(self, key: str, response: Response) -> None:
         """Store an answer. It is readable through :meth:`get` at once and reaches the disk
         within milliseconds (a batch commit on the writer thread); :meth:`flush` waits."""
-        if self._writer is None:
-            return  # read-only: the user was told once
+        if self.read_only:
+            return  # nothing to encode: the user was told once
         body = self._encode(response)
         if body is None:
             return
@@ -332,11 +331,11 @@ class ResponseCache:
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every answer put so far is on disk; False after ``timeout``."""
-        return self._writer.flush(timeout) if self._writer is not None else True
+        return self._writer.flush(timeout)
 
     @property
     def writes(self) -> int:
-        return self._writer.written if self._writer is not None else 0
+        return self._writer.written
 
     # --- management ----------------------------------------------------------------------
 
