@@ -179,7 +179,7 @@ class Conversation:
         fmt = format or ("json" if path is not None and str(path).endswith(".json") else "md")
         if fmt not in ("md", "markdown", "json"):
             raise ConfigError(f"export format must be md or json; got {fmt!r}")
-        text = scrub(self.to_json() if fmt == "json" else self.to_markdown())
+        text = self.to_json() if fmt == "json" else self.to_markdown()
         if path is not None:
             target = Path(path).expanduser()
             if not target.parent.is_dir():
@@ -301,7 +301,8 @@ _SECRET_ENV = re.compile(r"(_API_KEYS?|_TOKEN|_SECRET)$")
 
 
 def redact_secrets(text: str) -> str:
-    """``text`` with every API key configured in the environment replaced by a masked form.
+    """``text`` with every API key configured in the environment, or held by the package,
+    replaced by a masked form.
 
     Keys reach a conversation only if a user pastes one into a prompt; an export must not
     carry it further.
@@ -312,4 +313,5 @@ def redact_secrets(text: str) -> str:
             secrets.update(v.strip() for v in value.split(","))
     for secret in sorted((s for s in secrets if len(s) >= 8), key=len, reverse=True):
         text = text.replace(secret, f"[redacted key ...{secret[-4:]}]")
-    return text
+    # And every key the package holds (api_key=, registered servers), wherever it came from.
+    return scrub(text)

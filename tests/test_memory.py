@@ -167,3 +167,12 @@ def test_export_into_a_missing_folder_says_which_folder(tmp_path: Path) -> None:
     with pytest.raises(lm.ConfigError, match=r"folder .*folder does not exist"):
         conv.export(target)
     assert not target.parent.exists(), "nothing is created behind the user's back"
+
+
+def test_exports_never_contain_a_key_given_as_api_key_either() -> None:
+    held = "sk-given-as-an-argument-only-9876"
+    lm.client("openai:m", api_key=held, cache=False)  # the package now holds it
+    conv = Conversation("pasted")
+    conv.add(f"here is {held}", answer("noted"))
+    for text in (conv.to_markdown(), conv.to_json()):
+        assert held not in text and "...9876" in text
