@@ -18,10 +18,10 @@ Where limits come from, per limit, first match wins:
    (e.g. ``GROQ_RPM_LIMIT=30``), read on every acquire so a change applies at once;
 3. the model's profile in :mod:`llm_magics.pricing` (``register_model_profile(..., rpm=)``);
    built-in profiles carry no limits, because they depend on the account's tier;
-4. learned: after a second 429 in a row on a key, the number of requests it got through in
-   the last minute becomes its RPM limit (only when 1-3 give none, and only when at least two
-   got through). A single 429 never throttles a key beyond its Retry-After. A learned limit
-   is forgotten after ten minutes without another 429 on that key.
+4. learned: after a second 429 on a key within a minute, the number of requests it got
+   through in the last minute becomes its RPM limit (only when 1-3 give none, and only when
+   at least two got through). A single 429 never throttles a key beyond its Retry-After. A
+   learned limit is forgotten after ten minutes without another 429 on that key.
 
 A 429 cools the key down for its Retry-After when the provider gave one, else 60 -> 120 ->
 240 s ... doubling up to an hour; the request moves to another key (see
@@ -190,6 +190,7 @@ class _KeyState:
     output_tokens: int = 0
     learned_rpm: int | None = None
     learned_at: float = 0.0
+    last_429: float = float("-inf")
     # Send times of the requests of the last minute (+ margin), oldest first.
     minute: deque[float] = field(default_factory=deque)
     # [time, tokens] of the last minute; an entry is a reservation until record() settles it.
@@ -400,7 +401,10 @@ class KeyPool:
                 state.minute.pop()
             if retry_after is None:
                 retry_after = min(COOLDOWN_START * 2**state.strikes, COOLDOWN_MAX)
-            repeated = state.strikes > 0
+            # Learning needs a second 429 within a window: a success in between resets the
+            # back-off (strikes), but not this, or alternating 429s would never teach a limit.
+            repeated = now - state.last_429 <= self._span
+            state.last_429 = now
             state.strikes += 1
             state.cooldown_until = max(state.cooldown_until, now + retry_after)
             if repeated and self.learn and self.limits.rpm is None:

@@ -270,6 +270,17 @@ def test_one_429_with_retry_after_1_waits_one_second_and_learns_no_limit() -> No
     assert t.sleeps == [pytest.approx(1.0)], "no throttling after the Retry-After"
 
 
+def test_429s_that_alternate_with_successes_still_teach_the_limit() -> None:
+    # A success resets the back-off; it must not keep a key from ever learning its limit.
+    p, t = pool(["sk-only-one-key-9999"], margin=0.0)
+    keys = [acquire(p) for _ in range(5)]
+    p.rate_limited(keys[-1], 1.0)
+    t.now += 1.0
+    p.record(acquire(p))  # one got through after the Retry-After
+    p.rate_limited(acquire(p), 1.0)  # and the next was refused again, within the minute
+    assert p.status()[0]["rpm"].endswith("(learned)")
+
+
 def test_every_wait_of_the_pool_is_announced_with_the_key_and_the_reason() -> None:
     from llm_magics._waits import Wait, listening
 
@@ -351,8 +362,8 @@ def check_rotation(
     refused = [t for ts in stats.rate_limited.values() for t in ts]
     # 429s are only allowed while the pool learns (or, with known limits, while a cold
     # client's first requests take longer than the margin to reach the server). A key learns
-    # its limit from its second 429 (one 429 is trusted to mean its Retry-After), so with
-    # unknown limits each key may meet one more 429 after the first window.
+    # its limit from its second 429 in a minute (one 429 is trusted to mean its Retry-After),
+    # so with unknown limits each key may meet one more 429 after the first window.
     late = [t for t in refused if t > times[0] + MINUTE]
     assert len(late) <= (len(SECRETS) if learning else 0)
     assert [t for t in refused if t > times[0] + 2 * MINUTE] == []
