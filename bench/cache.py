@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import llm_magics as lm  # noqa: E402
-from llm_magics import _loop  # noqa: E402
-from llm_magics._types import Response, Usage  # noqa: E402
-from llm_magics.cache import ResponseCache  # noqa: E402
+from llm_magics._cache.store import ResponseCache  # noqa: E402
+from llm_magics._core.types import Response, Usage  # noqa: E402
+from llm_magics._runtime import loop as _loop  # noqa: E402
 from tests.support.server import FakeOpenAIServer  # noqa: E402
 
 
@@ -92,9 +92,9 @@ async def raw_httpx2(base_url: str, prompts: list[str], concurrency: int) -> flo
 def rerun_round(base_url: str, requests: int, concurrency: int) -> tuple[float, float, int]:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["LLM_MAGICS_CACHE_DIR"] = str(Path(tmp) / "cache")
-        from llm_magics import registry
+        from llm_magics._core.session import SESSION
 
-        registry.default_registry = registry.Registry()
+        SESSION.reset()
         lm.register("bench", base_url, api_key="sk-bench-not-a-secret")
         client = lm.client("bench:fake-model")
         _loop.run(run_all(client, ["warm-up"], 1))  # open a connection, as users' runs do

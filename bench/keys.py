@@ -32,19 +32,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import llm_magics as lm  # noqa: E402
-from llm_magics import _loop  # noqa: E402
-from llm_magics._http import RetryPolicy  # noqa: E402
-from llm_magics.keys import MINUTE  # noqa: E402
+from llm_magics._client.keys import MINUTE  # noqa: E402
+from llm_magics._runtime import loop as _loop  # noqa: E402
+from llm_magics._runtime.retry import RetryPolicy  # noqa: E402
 from tests.support.server import FakeOpenAIServer, SendLog  # noqa: E402
 
 
 def one_round(
     srv: FakeOpenAIServer, keys: int, rpm: int, windows: int, known: bool
 ) -> dict[str, float]:
-    from llm_magics import registry
+    from llm_magics._core.session import SESSION
 
     srv.reset()
-    registry.default_registry = registry.Registry()
+    SESSION.reset()
     os.environ["OPENAI_API_KEYS"] = ",".join(f"bench-key-{i:04d}-{i}{i}{i}{i}" for i in range(keys))
     os.environ["OPENAI_BASE_URL"] = srv.base_url
     if known:

@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import llm_magics as lm
-from llm_magics import _local_model
+from llm_magics._local import model as _local_model
 
 PROMPT = "Write a short poem about the sea."
 SPEECH = (

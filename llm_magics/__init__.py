@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._errors import (
+from ._core.errors import (
     APIConnectionError,
     AuthenticationError,
     BadRequestError,
@@ -30,14 +30,14 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
-    from ._client import Client
-    from ._types import Message, Response, ToolCall, Transcript, Usage
-    from .cache import cache_stats, clear_cache
-    from .media import Audio, Image
-    from .pricing import model_profile, register_model_profile, set_price
-    from .serve import serve_local
-    from .tools import tool
-    from .usage import count_tokens, reset_usage, usage
+    from ._client.client import Client
+    from ._client.pricing import model_profile, register_model_profile, set_price
+    from ._client.registry import cache_stats, clear_cache
+    from ._client.tools import tool
+    from ._client.usage import count_tokens, reset_usage, usage
+    from ._core.types import Message, Response, ToolCall, Transcript, Usage
+    from ._local.serve import serve_local
+    from ._media.objects import Audio, Image
 
 __version__ = "0.1.0"
 
@@ -84,24 +84,24 @@ __all__ = [
 
 # name -> module that defines it; imported on first attribute access.
 _LAZY = {
-    "Audio": ".media",
-    "Client": "._client",
-    "Image": ".media",
-    "Message": "._types",
-    "Response": "._types",
-    "ToolCall": "._types",
-    "Transcript": "._types",
-    "Usage": "._types",
-    "cache_stats": ".cache",
-    "clear_cache": ".cache",
-    "count_tokens": ".usage",
-    "model_profile": ".pricing",
-    "register_model_profile": ".pricing",
-    "reset_usage": ".usage",
-    "serve_local": ".serve",
-    "set_price": ".pricing",
-    "tool": ".tools",
-    "usage": ".usage",
+    "Audio": "._media.objects",
+    "Client": "._client.client",
+    "Image": "._media.objects",
+    "Message": "._core.types",
+    "Response": "._core.types",
+    "ToolCall": "._core.types",
+    "Transcript": "._core.types",
+    "Usage": "._core.types",
+    "cache_stats": "._client.registry",
+    "clear_cache": "._client.registry",
+    "count_tokens": "._client.usage",
+    "model_profile": "._client.pricing",
+    "register_model_profile": "._client.pricing",
+    "reset_usage": "._client.usage",
+    "serve_local": "._local.serve",
+    "set_price": "._client.pricing",
+    "tool": "._client.tools",
+    "usage": "._client.usage",
 }
 
 
@@ -124,46 +124,46 @@ def client(model: str | None = None, **options: Any) -> Client:
     Options: ``api_key=``, ``base_url=``, ``timeout=`` (seconds for a whole request),
     ``cache=False``, and defaults for every call such as ``temperature=`` or ``system=``.
     """
-    from .registry import default_registry
+    from ._client.registry import current_registry
 
-    return default_registry.client(model, **options)
+    return current_registry().client(model, **options)
 
 
 def register(name: str, base_url: str, *, api_key_env: str | None = None, **options: Any) -> None:
     """Make an OpenAI-compatible server available as ``name:MODEL``."""
-    from .registry import default_registry
+    from ._client.registry import current_registry
 
-    default_registry.register(name, base_url, api_key_env=api_key_env, **options)
+    current_registry().register(name, base_url, api_key_env=api_key_env, **options)
 
 
 def alias(name: str, model: str) -> None:
     """``lm.alias("fast", "groq:llama-3.3-70b-versatile")``, then ``lm.client("fast")``."""
-    from .registry import default_registry
+    from ._client.registry import current_registry
 
-    default_registry.alias(name, model)
+    current_registry().alias(name, model)
 
 
 def use(model: str | None) -> None:
     """Set this kernel's default model."""
-    from .registry import default_registry
+    from ._client.registry import current_registry
 
-    default_registry.use(model)
+    current_registry().use(model)
 
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext llm_magics``: register the %%llm and %llm magics."""
-    from .magics import load_ipython_extension as _load
+    from .notebook.magics import load_ipython_extension as _load
 
     _load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from .magics import unload_ipython_extension as _unload
+    from .notebook.magics import unload_ipython_extension as _unload
 
     _unload(ipython)
 
 
 # DataFrame.llm / Series.llm: registered now if pandas is imported, else when it is.
-from ._pandas_hook import install as _install_pandas_hook  # noqa: E402
+from .dataframe.hook import install as _install_pandas_hook  # noqa: E402
 
 _install_pandas_hook()

@@ -1,5 +1,5 @@
 """Shared fixtures: every test starts from a clean environment (no provider keys, no base
-URLs, a private cache directory, a fresh per-kernel registry), the way a user's fresh kernel
+URLs, a private cache directory, a fresh kernel session: registry, usage totals, price overrides), the way a user's fresh kernel
 would."""
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
     workdir = tmp_path / "cwd"
     workdir.mkdir()
     monkeypatch.chdir(workdir)
-    from llm_magics import registry
+    from llm_magics._core.session import SESSION
 
-    monkeypatch.setattr(registry, "default_registry", registry.Registry())
+    SESSION.reset()
     yield
+    SESSION.reset()

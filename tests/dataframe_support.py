@@ -17,7 +17,7 @@ import httpx2
 import pandas as pd
 
 import llm_magics as lm
-from llm_magics._retry import RetryPolicy
+from llm_magics._runtime.retry import RetryPolicy
 from tests.support.specs import SpecTransport
 
 KEY = "sk-test-dataframe-0123456789"

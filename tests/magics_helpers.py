@@ -13,7 +13,8 @@ from typing import Any
 import httpx2
 import pytest
 
-from llm_magics import registry
+from llm_magics._client import registry
+from llm_magics._core.session import SESSION
 from tests.support.specs import SpecTransport
 
 KEY = "sk-magics-test-SENTINEL-0123456789abcdef"
@@ -222,12 +223,12 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
     """An OpenAI key (a sentinel) and every provider routed to a FakeOpenAI."""
     backend = FakeOpenAI()
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.setattr(registry, "default_registry", FakeRegistry(backend.transport))
+    SESSION.put(registry.Registry, FakeRegistry(backend.transport))
     return backend
 
 
 def magics_of(shell: Any) -> Any:
-    from llm_magics.magics import _loaded
+    from llm_magics.notebook.magics import _loaded
 
     return _loaded[shell]
 

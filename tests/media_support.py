@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 import llm_magics as lm
-from llm_magics._retry import RetryPolicy
+from llm_magics._runtime.retry import RetryPolicy
 from tests.support.specs import SpecTransport
 
 Handler = Callable[[httpx2.Request], httpx2.Response]

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 import llm_magics as lm
-from llm_magics._cache_writer import flush_all as _flush_all
-from llm_magics._types import MediaPart, Response, Usage
-from llm_magics.cache import JSONDisk, ResponseCache, default_cache
+from llm_magics._cache.store import JSONDisk, ResponseCache, default_cache
+from llm_magics._cache.writer import flush_all as _flush_all
+from llm_magics._core.types import MediaPart, Response, Usage
 from llm_magics.providers.openai_compat import OpenAICompatProvider
 from tests.support.server import FakeOpenAIServer, answer_for
 
@@ -247,7 +247,7 @@ def test_a_tampered_pickle_row_is_a_miss_reported_once_and_never_executed(
     (directory / "ab").mkdir()
     (directory / "ab" / "planted.val").write_bytes(payload)
     _tamper(directory, "k-file", value=None, filename="ab/planted.val")
-    with caplog.at_level(logging.WARNING, logger="llm_magics.cache"):
+    with caplog.at_level(logging.WARNING, logger="llm_magics._cache.store"):
         assert cache.get("k-inline") is None
         assert cache.get("k-file") is None
         assert cache.get("k-inline") is None

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_magics._types import Response, ToolCall, Usage
-from llm_magics.cache import ResponseCache
+from llm_magics._cache.store import ResponseCache
+from llm_magics._core.types import Response, ToolCall, Usage
 
 
 def test_a_cached_answer_round_trips_with_raw_decoded_on_first_read(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 import diskcache
 import pytest
 
-from llm_magics._cache_sql import FALLBACK, read_many, read_one, write_many
-from llm_magics.cache import JSONDisk
+from llm_magics._cache.sql import FALLBACK, read_many, read_one, write_many
+from llm_magics._cache.store import JSONDisk
 
 NOW = 1_000_000.0
 

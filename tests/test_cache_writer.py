@@ -10,9 +10,9 @@ from pathlib import Path
 import diskcache
 import pytest
 
-from llm_magics import _cache_writer
-from llm_magics._cache_writer import BATCH_ROWS, BatchWriter
-from llm_magics.cache import JSONDisk
+from llm_magics._cache import writer as _cache_writer
+from llm_magics._cache.store import JSONDisk
+from llm_magics._cache.writer import BATCH_ROWS, BatchWriter
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import httpx2
 import pytest
 
 import llm_magics as lm
-from llm_magics._retry import RetryPolicy
+from llm_magics._runtime.retry import RetryPolicy
 from tests.support.faults import Chunks, Sleeps
 
 KEY = "sk-secret-key-abcdefghijklmnopQRST"

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import llm_magics as lm
-from llm_magics._retry import RetryPolicy
+from llm_magics._runtime.retry import RetryPolicy
 from tests.dataframe_support import reviews
 from tests.support.server import FakeOpenAIServer
 
@@ -113,13 +113,13 @@ def test_plain_rows_are_looked_up_in_bulk_and_media_rows_one_by_one(
     frame = pd.DataFrame({"q": ["a", "b", "c"], "img": [None, str(photo), None]})
     client = connect(server)
     looked_up: list[Any] = []
-    prepare_many = client._prepare_many
+    prepare_many = client.prepare_many
 
     def recording(prompts: Any, cache: Any, options: Any) -> Any:
         looked_up.extend(prompts)
         return prepare_many(prompts, cache, options)
 
-    client._prepare_many = recording  # type: ignore[method-assign]
+    client.prepare_many = recording  # type: ignore[method-assign]
     out = frame.llm.map("{q}", model=client, images="img", progress=False, na="empty")
     assert looked_up == ["a", "c"]  # the image row went through achat, which loads the file
     assert out["llm_error"].isna().all() and out["llm"].notna().all()

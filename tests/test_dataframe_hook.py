@@ -29,11 +29,11 @@ def run_python(code: str, *, path: Path | None = None) -> str:
 def test_import_llm_magics_then_pandas_registers_the_accessors_on_pandas_import() -> None:
     out = run_python(
         """
-        import llm_magics, llm_magics._pandas_hook as hook
+        import llm_magics, llm_magics.dataframe.hook as hook
         assert "pandas" not in sys.modules, "import llm_magics imported pandas"
         assert not hook.is_registered()
         import pandas as pd
-        from llm_magics.dataframe import DataFrameLLM, SeriesLLM
+        from llm_magics.dataframe.accessor import DataFrameLLM, SeriesLLM
         assert hook.is_registered()
         assert isinstance(pd.DataFrame({"a": [1]}).llm, DataFrameLLM)
         assert isinstance(pd.Series([1]).llm, SeriesLLM)
@@ -51,7 +51,7 @@ def test_import_pandas_then_llm_magics_registers_at_once() -> None:
     out = run_python(
         """
         import pandas as pd
-        import llm_magics, llm_magics._pandas_hook as hook
+        import llm_magics, llm_magics.dataframe.hook as hook
         assert hook.is_registered()
         assert not any(isinstance(f, hook._PandasFinder) for f in sys.meta_path)
         print(type(pd.DataFrame({"a": [1]}).llm).__name__, type(pd.Series([1]).llm).__name__)
@@ -64,7 +64,7 @@ def test_registration_is_idempotent_and_warning_free() -> None:
     # -W error: a second registration would make pandas warn about overriding "llm".
     out = run_python(
         """
-        import llm_magics, llm_magics._pandas_hook as hook
+        import llm_magics, llm_magics.dataframe.hook as hook
         hook.install(); hook.install()
         assert sum(isinstance(f, hook._PandasFinder) for f in sys.meta_path) == 1
         import pandas as pd
@@ -81,9 +81,9 @@ def test_importing_llm_magics_does_not_import_the_client_stack_on_pandas_import(
     out = run_python(
         """
         import llm_magics, pandas
-        print("httpx2" in sys.modules, "llm_magics.dataframe" in sys.modules)
+        print("httpx2" in sys.modules, "llm_magics.dataframe.accessor" in sys.modules)
         pandas.DataFrame().llm
-        print("llm_magics.dataframe" in sys.modules)
+        print("llm_magics.dataframe.accessor" in sys.modules)
         """
     )
     assert out.split() == ["False", "False", "True"]
@@ -94,7 +94,7 @@ def test_a_failing_registration_never_breaks_the_pandas_import() -> None:
         """
         import logging
         logging.basicConfig(stream=sys.stdout, level=logging.WARNING, format="%(message)s")
-        import llm_magics, llm_magics._pandas_hook as hook
+        import llm_magics, llm_magics.dataframe.hook as hook
 
         def broken(module):
             raise RuntimeError("boom")
@@ -112,7 +112,7 @@ def test_accessors_register_once_when_threads_import_pandas_together() -> None:
     out = run_python(
         """
         import threading
-        import llm_magics, llm_magics._pandas_hook as hook
+        import llm_magics, llm_magics.dataframe.hook as hook
         calls = []
         real = hook._register
         hook._register = lambda m: (calls.append(1), real(m))
@@ -172,7 +172,7 @@ def test_a_failed_pandas_import_leaves_the_hook_for_the_next_attempt(tmp_path: P
         f"""
         import os
         os.environ["FAKE_PANDAS_FAIL_ONCE"] = {str(flag)!r}
-        import llm_magics, llm_magics._pandas_hook as hook
+        import llm_magics, llm_magics.dataframe.hook as hook
         try:
             import pandas
         except ImportError as exc:

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from llm_magics import ConfigError
-from llm_magics._labels import match_label, parse_yes_no
-from llm_magics._rowtemplate import MediaRef, RowTemplate, build_plan, materialize
-from llm_magics._types import MediaPart
+from llm_magics._core.types import MediaPart
+from llm_magics.dataframe.labels import match_label, parse_yes_no
+from llm_magics.dataframe.template import MediaRef, RowTemplate, build_plan, materialize
 
 
 def png_bytes() -> bytes:

@@ -193,12 +193,8 @@ def test_filter_keeps_yes_rows_and_keeps_undecided_rows_flagged(backend: Backend
 
 
 @pytest.fixture
-def priced() -> Any:
-    from llm_magics.pricing import reset_profiles
-
-    lm.set_price("srv:gpt-4o-mini", input=1.0, output=2.0)
-    yield
-    reset_profiles()
+def priced() -> None:
+    lm.set_price("srv:gpt-4o-mini", input=1.0, output=2.0)  # the session forgets it after
 
 
 def test_estimate_counts_calls_tokens_and_dollars_without_sending(
@@ -264,7 +260,7 @@ def test_in_a_notebook_the_run_drives_the_progress_widget(
     import sys
     import types
 
-    from llm_magics.widgets import ProgressWidget
+    from llm_magics.notebook.widgets import ProgressWidget
 
     created: list[ProgressWidget] = []
     real_init = ProgressWidget.__init__

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from llm_magics._fmt import duration, markdown_table, money, size, text_table
+from llm_magics._core.fmt import duration, markdown_table, money, size, text_table
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ import httpx2
 import pytest
 
 import llm_magics as lm
-from llm_magics._http_errors import ErrorContext, error_from_response, parse_retry_after
-from llm_magics._retry import RetryPolicy
+from llm_magics._runtime.http_errors import ErrorContext, error_from_response, parse_retry_after
+from llm_magics._runtime.retry import RetryPolicy
 
 NOW = 1_800_000_000.0
 

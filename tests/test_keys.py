@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 import llm_magics as lm
-from llm_magics import _loop
-from llm_magics._retry import RetryPolicy
-from llm_magics.keys import COOLDOWN_MAX, MINUTE, APIKey, KeyPool, RateLimits
+from llm_magics._client.keys import COOLDOWN_MAX, MINUTE, KeyPool, RateLimits
+from llm_magics._core.secrets import APIKey
+from llm_magics._runtime import loop as _loop
+from llm_magics._runtime.retry import RetryPolicy
 from tests.support.server import FakeOpenAIServer, SendLog
 
 SECRETS = ["sk-test-alpha-0000AAAA", "sk-test-bravo-1111BBBB", "sk-test-charlie-2222CCCC"]
@@ -176,7 +177,7 @@ def test_a_rejected_key_is_skipped_and_named_by_its_last_four_characters_only(
 ) -> None:
     p, _ = pool()
     bad = acquire(p)
-    with caplog.at_level(logging.WARNING, logger="llm_magics.keys"):
+    with caplog.at_level(logging.WARNING, logger="llm_magics._client.keys"):
         p.auth_failed(bad)
         p.auth_failed(bad)  # reported once
     assert len(caplog.records) == 1
@@ -222,18 +223,13 @@ def test_a_bad_limit_in_the_environment_names_the_variable(monkeypatch: pytest.M
 
 
 def test_limits_come_from_the_model_profile_when_nothing_else_sets_them() -> None:
-    from llm_magics.pricing import reset_profiles
-
     lm.register_model_profile("groq:llama-3.1-8b-instant", rpm=1, rpd=14_400)
-    try:
-        p, t = pool(["sk-only-one-key-9999"])
-        assert p.limits_for("llama-3.1-8b-instant") == RateLimits(rpm=1, rpd=14_400)
-        assert p.limits_for("another-model") == RateLimits()
-        acquire(p, model="llama-3.1-8b-instant")
-        acquire(p, model="llama-3.1-8b-instant")
-        assert len(t.sleeps) == 1
-    finally:
-        reset_profiles()
+    p, t = pool(["sk-only-one-key-9999"])
+    assert p.limits_for("llama-3.1-8b-instant") == RateLimits(rpm=1, rpd=14_400)
+    assert p.limits_for("another-model") == RateLimits()
+    acquire(p, model="llama-3.1-8b-instant")
+    acquire(p, model="llama-3.1-8b-instant")
+    assert len(t.sleeps) == 1
 
 
 def test_a_429_teaches_the_pool_how_many_requests_a_key_gets_per_minute() -> None:
@@ -283,7 +279,7 @@ def test_429s_that_alternate_with_successes_still_teach_the_limit() -> None:
 
 
 def test_every_wait_of_the_pool_is_announced_with_the_key_and_the_reason() -> None:
-    from llm_magics._waits import Wait, listening
+    from llm_magics._runtime.waits import Wait, listening
 
     heard: list[Wait] = []
     p, _ = pool(["sk-only-one-key-9999"])

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from llm_magics import _http, _loop
+from llm_magics._runtime import http as _http
+from llm_magics._runtime import loop as _loop
 
 
 def test_run_returns_the_result_from_the_loop_thread() -> None:

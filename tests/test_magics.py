@@ -16,7 +16,7 @@ from IPython.utils.capture import capture_output
 from pydantic import BaseModel
 
 import llm_magics as lm
-from llm_magics._types import Response
+from llm_magics._core.types import Response
 from tests.magics_helpers import (
     KEY,
     MODEL,
@@ -576,10 +576,10 @@ def test_a_provider_message_ending_in_a_full_stop_gets_no_second_one(
 ) -> None:
     fake.status = 429
     fake.error = {"error": {"message": "Slow down.", "type": "rate", "param": None, "code": None}}
-    from llm_magics import registry
-    from llm_magics._retry import RetryPolicy
+    from llm_magics._client import registry
+    from llm_magics._runtime.retry import RetryPolicy
 
-    registry.default_registry.retry = RetryPolicy(max_retries=0)
+    registry.current_registry().retry = RetryPolicy(max_retries=0)
     with pytest.raises(lm.RateLimitError) as info:
         ip.run_cell_magic("llm", "--no-stream", "hi")
     assert ".." not in str(info.value) and "Slow down." in str(info.value)

@@ -12,7 +12,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
-from llm_magics import registry
+from llm_magics._client import registry
 from tests.magics_helpers import KEY, FakeOpenAI, fake, ip, magics_of, outputs
 
 __all__ = ["fake", "ip"]  # fixtures
@@ -57,7 +57,7 @@ def test_list_shows_each_provider_with_key_status_but_never_the_key(
 def test_use_sets_the_default_model_for_later_cells(ip: Any, fake: FakeOpenAI) -> None:
     out = line(ip, "use openai:gpt-4.1-nano").stdout
     assert "Default model: openai:gpt-4.1-nano" in out
-    assert registry.default_registry.default_model() == "openai:gpt-4.1-nano"
+    assert registry.current_registry().default_model() == "openai:gpt-4.1-nano"
     cell(ip, "", "hi")
     assert fake.bodies[-1]["model"] == "gpt-4.1-nano"
     assert "automatic" in line(ip, "use auto").stdout
@@ -158,7 +158,7 @@ def test_keys_without_any_key_says_how_to_add_one(ip: Any) -> None:
 def test_usage_totals_the_calls_of_this_kernel(ip: Any, fake: FakeOpenAI) -> None:
     import llm_magics as lm
 
-    reset = getattr(lm, "reset_usage", None) or __import__("llm_magics.usage").usage.reset_usage
+    reset = getattr(lm, "reset_usage", None) or __import__("llm_magics._client.usage").usage.reset_usage
     reset()
     cell(ip, "--no-cache", "one")
     cell(ip, "--no-cache", "two")

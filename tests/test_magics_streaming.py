@@ -151,7 +151,7 @@ def test_an_interrupt_raised_while_showing_a_delta_also_keeps_the_text(
     ip: Any, fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake.delay = 0.05
-    from llm_magics import _display
+    from llm_magics.notebook import display as _display
 
     calls = {"n": 0}
     original = _display.AnswerView.append
@@ -240,11 +240,11 @@ def test_a_slow_start_shows_a_placeholder_that_the_answer_then_replaces(
 
 
 def _fast_failing_registry(total: float, retries: int) -> None:
-    from llm_magics import registry
-    from llm_magics._http import Timeouts
-    from llm_magics._retry import RetryPolicy
+    from llm_magics._client import registry
+    from llm_magics._runtime.http import Timeouts
+    from llm_magics._runtime.retry import RetryPolicy
 
-    reg = registry.default_registry
+    reg = registry.current_registry()
     reg.timeouts = Timeouts(connect=1.0, total=total, idle=total)
     reg.retry = RetryPolicy(max_retries=retries, backoff_base=0.01, backoff_max=0.01)
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import llm_magics as lm
-from llm_magics.media import as_media_part
+from llm_magics._media.objects import as_media_part
 from tests.media_support import encoded_audio, tone, wav_of
 
 

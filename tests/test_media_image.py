@@ -16,7 +16,7 @@ import pytest
 from PIL import Image as PILImage
 
 import llm_magics as lm
-from llm_magics.media import as_media_part, sniff_mime
+from llm_magics._media.objects import as_media_part, sniff_mime
 from tests.media_support import decode_image, image_bytes
 
 matplotlib = pytest.importorskip("matplotlib")

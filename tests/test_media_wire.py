@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import llm_magics as lm
+from llm_magics._media.objects import as_media_part
 from tests.media_support import (
     answer_body,
     client_for,
@@ -122,7 +123,7 @@ def test_a_pdf_goes_to_openai_as_a_file_part_with_its_name(tmp_path: Path) -> No
     pdf = tmp_path / "paper.pdf"
     pdf.write_bytes(b"%PDF-1.4\n1 0 obj<<>>endobj\n%%EOF\n")
     c, transport = client_for("openai")
-    c.chat(["Summarise", lm.media.as_media_part(pdf)])
+    c.chat(["Summarise", as_media_part(pdf)])
     transport.assert_clean()
     part = openai_parts(transport.bodies[0])[1]
     assert part["type"] == "file" and part["file"]["filename"] == "paper.pdf"
@@ -210,7 +211,7 @@ def test_anthropic_gets_a_base64_image_block_downscaled_to_1568_px(photo_20mp: b
 def test_anthropic_gets_bmp_as_png_and_a_pdf_as_a_document_block() -> None:
     c, transport = client_for("anthropic")
     pdf = b"%PDF-1.4\n%%EOF\n"
-    c.chat(["Compare", lm.Image(image_bytes(20, 10, "BMP")), lm.media.as_media_part(pdf)])
+    c.chat(["Compare", lm.Image(image_bytes(20, 10, "BMP")), as_media_part(pdf)])
     transport.assert_clean()
     image, document = anthropic_blocks(transport.bodies[0])[1:]
     assert image["source"]["media_type"] == "image/png"
@@ -249,7 +250,7 @@ def test_gemini_gets_inline_data_for_webp_heic_and_ogg_as_they_are() -> None:
     webp, ogg = image_bytes(30, 20, "WEBP"), encoded_audio("OGG")
     heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
     c, transport = client_for("gemini")
-    c.chat(["Describe", lm.Image(webp), lm.media.as_media_part(heic), lm.Audio(ogg)])
+    c.chat(["Describe", lm.Image(webp), as_media_part(heic), lm.Audio(ogg)])
     transport.assert_clean()
     inline = [p["inlineData"] for p in gemini_parts(transport.bodies[0])[1:]]
     assert [(d["mimeType"], base64.b64decode(d["data"])) for d in inline] == [

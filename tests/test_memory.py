@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import llm_magics as lm
-from llm_magics._types import MediaPart, Message, Response, Usage
-from llm_magics.memory import Conversation, Conversations, redact_secrets
+from llm_magics._chat.memory import Conversation, Conversations, redact_secrets
+from llm_magics._core.types import MediaPart, Message, Response, Usage
 from tests.magics_helpers import KEY, FakeOpenAI, last_user_text
 
 

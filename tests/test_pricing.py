@@ -4,24 +4,17 @@ None, never a guess; user profiles win; and every Response of a real call carrie
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import llm_magics as lm
-from llm_magics._types import Response, Usage
-from llm_magics.pricing import ModelProfile, cost_of, profile_for, reset_profiles
+from llm_magics._client.pricing import ModelProfile, cost_of, profile_for
+from llm_magics._core.session import SESSION
+from llm_magics._core.types import Response, Usage
 from tests.support.server import FakeOpenAIServer
 
 M = 1_000_000
-
-
-@pytest.fixture(autouse=True)
-def fresh_profiles() -> Iterator[None]:
-    reset_profiles()
-    yield
-    reset_profiles()
 
 
 def response(provider: str, model: str, usage: Usage, raw: Any = None) -> Response:
@@ -144,7 +137,7 @@ def test_set_price_and_register_model_profile_override_and_extend() -> None:
     assert corrected.cached_input == builtin.cached_input
     assert corrected.source == "user"
     assert lm.model_profile("openai:gpt-4o-2024-08-06") == corrected
-    reset_profiles()
+    SESSION.reset()  # a fresh kernel session knows the built-ins only
     assert lm.model_profile("openai:gpt-4o") == builtin
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from llm_magics._prompt import (
+from llm_magics._chat.interpolation import (
     ErrorLog,
     ErrorRecord,
     PromptError,
@@ -22,7 +22,7 @@ from llm_magics._prompt import (
     resolve,
     to_media_part,
 )
-from llm_magics._types import MediaPart
+from llm_magics._core.types import MediaPart
 
 
 def _png() -> bytes:
@@ -309,6 +309,6 @@ def test_error_log_keeps_only_the_most_recent_errors() -> None:
 
 
 def test_the_prompt_module_does_not_import_ipython() -> None:
-    code = "import sys, llm_magics._prompt; print('IPython' in sys.modules)"
+    code = "import sys, llm_magics._chat.interpolation; print('IPython' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

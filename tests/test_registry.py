@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 import llm_magics as lm
-from llm_magics import registry
+from llm_magics._client import registry
 
 
 def reg() -> registry.Registry:
-    return registry.default_registry
+    return registry.current_registry()
 
 
 def test_model_ids_split_on_the_first_colon_only() -> None:
@@ -48,7 +48,7 @@ def test_keys_and_defaults_are_read_from_dotenv_without_overriding_the_environme
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-environment-1234")
     monkeypatch.chdir(project)
     c = lm.client("gemini:gemini-2.5-flash") if _has_gemini() else None
-    from llm_magics._config import BUILTIN_PROVIDERS, keys_from_env
+    from llm_magics._core.settings import BUILTIN_PROVIDERS, keys_from_env
 
     assert keys_from_env(BUILTIN_PROVIDERS["gemini"]) == (
         ["AIza-from-dotenv-123456"],
@@ -78,7 +78,7 @@ def test_a_key_pool_variable_wins_over_the_single_key(monkeypatch: pytest.Monkey
 
 def test_google_api_key_is_accepted_for_gemini(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GOOGLE_API_KEY", "AIza-google-key-0000")
-    from llm_magics._config import BUILTIN_PROVIDERS, keys_from_env
+    from llm_magics._core.settings import BUILTIN_PROVIDERS, keys_from_env
 
     assert keys_from_env(BUILTIN_PROVIDERS["gemini"]) == (
         ["AIza-google-key-0000"],
@@ -154,7 +154,7 @@ def test_provider_listing_shows_key_status_but_never_the_key(
 def test_ollama_host_follows_ollamas_own_convention(
     monkeypatch: pytest.MonkeyPatch, value: str, expected: str
 ) -> None:
-    from llm_magics._config import BUILTIN_PROVIDERS
+    from llm_magics._core.settings import BUILTIN_PROVIDERS
 
     monkeypatch.setenv("OLLAMA_HOST", value)
     assert BUILTIN_PROVIDERS["ollama"].base_url() == expected

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 import llm_magics as lm
-from llm_magics._display import bundle
-from llm_magics._safe_render import allow_remote, safe_html, safe_markdown
+from llm_magics._core.markdown import allow_remote, safe_html, safe_markdown
+from llm_magics.notebook.display import bundle
 from tests.magics_helpers import ip
 
 __all__ = ["ip"]  # fixtures
@@ -115,7 +115,7 @@ def test_a_response_renders_safe_markdown_in_jupyter() -> None:
 
 
 def test_the_magic_setting_switches_it(ip: Any) -> None:
-    from llm_magics._safe_render import remote_allowed
+    from llm_magics._core.markdown import remote_allowed
 
     ip.run_line_magic("config", "LLMMagics.remote_content = True")
     assert remote_allowed()

@@ -14,8 +14,8 @@ import httpx2
 import pytest
 
 import llm_magics as lm
-from llm_magics._retry import RetryPolicy
-from llm_magics._secrets import SecretHeaders, masked_request, scrub
+from llm_magics._core.secrets import SecretHeaders, masked_request, scrub
+from llm_magics._runtime.retry import RetryPolicy
 
 KEYS = {
     "openai": "sk-echoed-openai-key-0123456789abcdWXYZ",
@@ -160,7 +160,7 @@ def test_a_streaming_request_sends_masked_printing_headers() -> None:
     from llm_magics.providers.openai_compat import OpenAICompatProvider
 
     provider = OpenAICompatProvider("openai", "https://api.openai.com/v1")
-    from llm_magics.keys import APIKey
+    from llm_magics._core.secrets import APIKey
 
     headers = SecretHeaders(provider.headers(APIKey(KEYS["openai"])), Accept="text/event-stream")
     assert KEYS["openai"] not in repr(headers) and headers["Accept"] == "text/event-stream"

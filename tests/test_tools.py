@@ -10,7 +10,7 @@ import httpx2
 import pytest
 
 import llm_magics as lm
-from llm_magics.tools import to_tool_specs
+from llm_magics._client.tools import to_tool_specs
 from tests.support.specs import SpecTransport
 
 

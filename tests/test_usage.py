@@ -4,39 +4,29 @@ token counting for estimates."""
 
 from __future__ import annotations
 
-import importlib
 import math
 import sys
 import threading
 import types
-from collections.abc import Iterator
 
 import pytest
 
 import llm_magics as lm
-from llm_magics._types import ChatRequest, MediaPart, Message, Response, TextPart, Usage
-from llm_magics.pricing import reset_profiles
-from llm_magics.usage import (
+from llm_magics._client import usage as usage_module
+from llm_magics._client.usage import (
     MEDIA_TOKENS,
+    ResponseHooks,
     approximate_tokens,
     count_tokens,
     estimate_request_tokens,
     record_response,
 )
+from llm_magics._client.usage import usage as usage_function
+from llm_magics._core.session import SESSION
+from llm_magics._core.types import ChatRequest, MediaPart, Message, Response, TextPart, Usage
 from tests.support.server import FakeOpenAIServer
 
 KEY = "sk-usage-test-key-00001111"
-# `from llm_magics import usage` may give the lm.usage() function of the same name.
-usage_module = importlib.import_module("llm_magics.usage")
-
-
-@pytest.fixture(autouse=True)
-def fresh_totals() -> Iterator[None]:
-    lm.reset_usage()
-    reset_profiles()
-    yield
-    lm.reset_usage()
-    reset_profiles()
 
 
 def test_usage_totals_by_session_model_and_provider_from_real_calls() -> None:
@@ -121,14 +111,22 @@ def test_the_hook_never_fails_a_call(caplog: pytest.LogCaptureFixture) -> None:
         "a", "gemini-2.5-flash", "gemini", usage=Usage(10, 10),
         raw={"usageMetadata": {"promptTokensDetails": [{"modality": "AUDIO", "tokenCount": "x"}]}},
     )  # fmt: skip
-    record_response(odd)
+    SESSION.get(ResponseHooks).run(odd)
     assert any("could not account" in r.getMessage() for r in caplog.records)
 
 
-def test_lm_usage_is_callable_whether_or_not_the_submodule_was_imported() -> None:
-    assert callable(lm.usage) and callable(usage_module)
+def test_lm_usage_stays_the_function_after_the_accounting_module_is_imported() -> None:
+    import llm_magics._client.usage  # noqa: F401
+
+    assert lm.usage is usage_function
     assert lm.usage().session.calls == 0
-    assert usage_module().session.calls == 0
+
+
+def test_a_session_reset_starts_usage_totals_over() -> None:
+    record_response(Response("a", "gpt-4o", "openai", usage=Usage(1, 1)))
+    assert lm.usage().session.calls == 1
+    SESSION.reset()
+    assert lm.usage().session.calls == 0
 
 
 def test_totals_stay_exact_when_threads_record_at_once() -> None:

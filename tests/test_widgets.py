@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from llm_magics._batch import BatchStats
-from llm_magics._dfrun import _in_notebook, _progress
-from llm_magics.widgets import DOM_CLASS, ProgressWidget
+from llm_magics._batch.fanout import BatchStats
+from llm_magics.dataframe.run import _in_notebook, _progress
+from llm_magics.notebook.widgets import DOM_CLASS, ProgressWidget
 
 
 def make_widget() -> tuple[ProgressWidget, list[Any]]:
@@ -70,7 +70,7 @@ def test_errors_make_a_finished_bar_a_warning() -> None:
 
 
 def test_outside_a_kernel_progress_is_a_text_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    from llm_magics._batch import TextProgress
+    from llm_magics._batch.fanout import TextProgress
 
     monkeypatch.delitem(sys.modules, "IPython", raising=False)
     assert not _in_notebook()

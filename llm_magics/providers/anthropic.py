@@ -29,12 +29,9 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
-from .._errors import LLMError
-from .._http import Timeouts, iter_sse, request_json, stream_request
-from .._http import decode_event as _decode
-from .._http_errors import ErrorContext, error_from_stream_event, truncated_stream_error
-from .._secrets import SecretHeaders
-from .._types import (
+from .._core.errors import LLMError
+from .._core.secrets import APIKey, SecretHeaders
+from .._core.types import (
     ChatRequest,
     Message,
     OutputSchema,
@@ -44,8 +41,10 @@ from .._types import (
     ToolCall,
     Usage,
 )
-from ..keys import APIKey
-from ._base import Provider
+from .._runtime.http import Timeouts, iter_sse, request_json, stream_request
+from .._runtime.http import decode_event as _decode
+from .._runtime.http_errors import ErrorContext, error_from_stream_event, truncated_stream_error
+from .base import Provider
 
 __all__ = ["API_VERSION", "AnthropicProvider", "default_max_tokens"]
 

@@ -35,12 +35,9 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
-from .._errors import BadRequestError, LLMError, ProviderError
-from .._http import Timeouts, iter_sse, request_json, stream_request
-from .._http import decode_event as _decode
-from .._http_errors import ErrorContext, error_from_stream_event, truncated_stream_error
-from .._secrets import SecretHeaders
-from .._types import (
+from .._core.errors import BadRequestError, LLMError, ProviderError
+from .._core.secrets import APIKey, SecretHeaders
+from .._core.types import (
     ChatRequest,
     MediaPart,
     Message,
@@ -51,8 +48,10 @@ from .._types import (
     Transcript,
     Usage,
 )
-from ..keys import APIKey
-from ._base import Provider
+from .._runtime.http import Timeouts, iter_sse, request_json, stream_request
+from .._runtime.http import decode_event as _decode
+from .._runtime.http_errors import ErrorContext, error_from_stream_event, truncated_stream_error
+from .base import Provider
 
 __all__ = ["GeminiProvider"]
 

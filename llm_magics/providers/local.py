@@ -4,7 +4,7 @@ Chat, streaming, structured output and tool calls run SmolLM2-135M-Instruct thro
 llama-cpp-python; embeddings come from a second ``Llama(embedding=True)`` on the same GGUF
 (mean-pooled over the tokens, L2-normalised, 576 dimensions, texts truncated at 512 tokens);
 ``transcribe`` runs Whisper tiny.en through faster-whisper. The files come from the installed
-``[local]`` extra (see :mod:`llm_magics._local_model`); nothing is downloaded.
+``[local]`` extra (see :mod:`llm_magics._local.model`); nothing is downloaded.
 
 * The prompt is rendered with the chat template embedded in the GGUF. With no system message,
   the bundled SmolLM2 gets ``"You are a helpful assistant. Answer concisely."`` instead of its
@@ -27,7 +27,7 @@ llama-cpp-python; embeddings come from a second ``Llama(embedding=True)`` on the
   re-tokenised. Cost is 0.
 
 Thread safety: one model per process, every call on one worker thread (see
-:mod:`llm_magics._local_model`); an interrupted stream or cancelled call stops generating at
+:mod:`llm_magics._local.model`); an interrupted stream or cancelled call stops generating at
 the next token and frees the model.
 """
 
@@ -43,12 +43,12 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .. import _local_model as embedded
-from .._errors import ConfigError, ContextLengthError, TimeoutError
-from .._http import Timeouts
-from .._types import ChatRequest, MediaPart, Message, Response, ToolCall, Transcript, Usage
-from ..keys import APIKey
-from ._base import Provider
+from .._core.errors import ConfigError, ContextLengthError, TimeoutError
+from .._core.secrets import APIKey
+from .._core.types import ChatRequest, MediaPart, Message, Response, ToolCall, Transcript, Usage
+from .._local import model as embedded
+from .._runtime.http import Timeouts
+from .base import Provider
 
 __all__ = ["DEFAULT_MAX_TOKENS", "LocalProvider"]
 

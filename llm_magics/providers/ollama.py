@@ -23,18 +23,17 @@ import json
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
-from .._errors import (
+from .._core.errors import (
     APIConnectionError,
     ModelNotFoundError,
     ProviderError,
     StreamInterruptedError,
 )
-from .._http import Timeouts, iter_ndjson, request_json, stream_request
-from .._http_errors import error_from_response
-from .._secrets import SecretHeaders
-from .._types import ChatRequest, Message, Part, Response, TextPart, ToolCall, Usage
-from ..keys import APIKey
-from ._base import Provider
+from .._core.secrets import APIKey, SecretHeaders
+from .._core.types import ChatRequest, Message, Part, Response, TextPart, ToolCall, Usage
+from .._runtime.http import Timeouts, iter_ndjson, request_json, stream_request
+from .._runtime.http_errors import error_from_response
+from .base import Provider
 
 __all__ = ["OllamaProvider"]
 

@@ -16,12 +16,9 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from .._errors import ProviderError
-from .._http import Timeouts, iter_sse, request_json, stream_request
-from .._http import decode_event as _decode
-from .._http_errors import error_from_stream_event
-from .._secrets import SecretHeaders
-from .._types import (
+from .._core.errors import ProviderError
+from .._core.secrets import APIKey, SecretHeaders
+from .._core.types import (
     ChatRequest,
     MediaPart,
     Message,
@@ -32,8 +29,10 @@ from .._types import (
     Usage,
     attach_raw_json,
 )
-from ..keys import APIKey
-from ._base import Provider
+from .._runtime.http import Timeouts, iter_sse, request_json, stream_request
+from .._runtime.http import decode_event as _decode
+from .._runtime.http_errors import error_from_stream_event
+from .base import Provider
 
 __all__ = ["OpenAICompatProvider"]
 

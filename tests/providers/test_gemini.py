@@ -14,8 +14,8 @@ import pytest
 from pydantic import BaseModel
 
 import llm_magics as lm
-from llm_magics._retry import RetryPolicy
-from llm_magics._types import MediaPart
+from llm_magics._core.types import MediaPart
+from llm_magics._runtime.retry import RetryPolicy
 from tests.support.faults import Chunks, Sleeps
 from tests.support.specs import SpecTransport, SpecViolation, load_spec
 

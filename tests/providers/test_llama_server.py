@@ -19,9 +19,9 @@ import pytest
 from pydantic import BaseModel
 
 import llm_magics as lm
-from llm_magics import _loop
-from llm_magics._retry import RetryPolicy
-from llm_magics.serve import LocalServer
+from llm_magics._local.serve import LocalServer
+from llm_magics._runtime import loop as _loop
+from llm_magics._runtime.retry import RetryPolicy
 from tests.support.specs import SpecTransport
 
 pytestmark = [

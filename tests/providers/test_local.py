@@ -26,9 +26,9 @@ import pytest
 from pydantic import BaseModel
 
 import llm_magics as lm
-from llm_magics import _local_model
-from llm_magics._retry import RetryPolicy
-from llm_magics._types import ChatRequest, Message, ToolCall, ToolSpec
+from llm_magics._core.types import ChatRequest, Message, ToolCall, ToolSpec
+from llm_magics._local import model as _local_model
+from llm_magics._runtime.retry import RetryPolicy
 from llm_magics.providers.local import LocalProvider, _Plan
 
 PORTABLE_INSTALL = (
@@ -342,7 +342,7 @@ def test_answers_a_simple_question(local: lm.Client) -> None:
 
 @pytest.mark.model
 def test_local_costs_nothing_in_the_price_table(local: lm.Client) -> None:
-    pricing = pytest.importorskip("llm_magics.pricing")
+    pricing = pytest.importorskip("llm_magics._client.pricing")
     r = local.chat("Say yes.", temperature=0, max_tokens=4)
     assert pricing.cost_of(r) == 0.0
 

@@ -14,7 +14,7 @@ import pytest
 from pydantic import BaseModel
 
 import llm_magics as lm
-from llm_magics._types import MediaPart
+from llm_magics._core.types import MediaPart
 from tests.support.specs import SpecTransport
 
 KEY = "sk-test-0123456789abcdefWXYZ"
@@ -126,7 +126,7 @@ def test_chat_sends_a_spec_valid_body_and_parses_text_usage_and_finish_reason() 
 
 
 def test_raw_is_the_decoded_body_and_the_body_is_kept_as_its_json_text() -> None:
-    from llm_magics._types import raw_json_of
+    from llm_magics._core.types import raw_json_of
 
     body = completion("Paris.")
     c, _ = client_for("openai", lambda r: httpx2.Response(200, json=body))
@@ -351,7 +351,7 @@ def test_other_server_errors_do_not_change_how_schemas_are_sent() -> None:
         return httpx2.Response(500, json={"error": {"message": "out of memory"}})
 
     lm.register("flaky", "http://flaky.test/v1")
-    from llm_magics._retry import RetryPolicy
+    from llm_magics._runtime.retry import RetryPolicy
 
     c = lm.client(
         "flaky:m", transport=httpx2.MockTransport(failing), cache=False, retry=RetryPolicy(0)

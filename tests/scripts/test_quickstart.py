@@ -36,7 +36,7 @@ def test_the_quickstart_runs_on_the_local_model_and_prints_no_warning() -> None:
 
 @needs_local
 def test_importing_the_local_model_stack_leaves_no_unclosed_file_at_exit() -> None:
-    code = "import llama_cpp.llama_grammar\nimport llm_magics._local_model\n"
+    code = "import llama_cpp.llama_grammar\nimport llm_magics._local.model\n"
     run = subprocess.run(
         [sys.executable, "-W", "error::ResourceWarning", "-X", "dev", "-c", code],
         capture_output=True,

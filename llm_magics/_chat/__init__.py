@@ -1,0 +1,1 @@
+"""Conversations with memory, prompt interpolation, and tools."""

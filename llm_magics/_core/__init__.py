@@ -1,0 +1,3 @@
+"""The vocabulary: messages and responses, the error tree, secrets, settings, formatting.
+
+Imports nothing else of the package."""

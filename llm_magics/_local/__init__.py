@@ -1,0 +1,1 @@
+"""The embedded model: its files, the worker thread that runs it, and ``serve_local``."""

@@ -1,0 +1,64 @@
+"""``df.llm`` and ``Series.llm``: map a prompt over every row, concurrently, cached row by row.
+
+    df = df.llm.map("Summarise in one line: {review}", out="summary")
+    df = df.llm.classify("Sentiment of: {review}", labels=["positive", "negative"])
+    df = df.llm.extract("{bio}", schema=Person)          # one column per field
+    hits = df.llm.filter("Is {review} about food?")
+    df.llm.estimate("Summarise: {review}")               # calls, tokens, USD; sends nothing
+
+Templates: ``{column}`` placeholders, filled once per row with the same safe rules as
+``%%llm`` (see :mod:`llm_magics.dataframe.template` for braces, ``{photo:image}`` media, and the
+``na=`` rule for missing values), or a function ``row -> prompt``.
+
+Outputs (every method returns a new DataFrame; index, order and input columns unchanged;
+an output column that already exists is replaced, like :meth:`DataFrame.assign`):
+
+* ``map``: the answer text in column ``out`` (default ``"llm"``).
+* ``schema=`` (pydantic model or JSON schema), and ``extract``: one column per field of the
+  schema, typed where the schema says (integer -> ``Int64``, number -> ``float64``, boolean ->
+  ``boolean``, string enum -> ``category``; otherwise objects). Columns are named by the
+  fields themselves, or ``<out>_<field>`` when ``out`` is given, or by ``out`` as a
+  ``{field: column}`` mapping.
+* ``classify``: the label in ``out`` (default ``"label"``) as a ``category`` of ``labels``.
+* Always one more column, ``<out>_error`` (``llm_error`` when fields are named by the schema):
+  None where the row succeeded, else why not: the error after all retries (``errors="raise"``
+  raises it instead), ``skipped: missing input 'col'``, or an answer that did not parse. A row
+  never ends up with an empty output and no reason.
+
+``filter`` keeps the rows the model answers yes to. A row it could not decide (the request
+failed, the answer was neither yes nor no, or its input was missing) is kept, never silently
+dropped, and the result then has a ``<out>_error`` column saying why (plus a warning); pass
+``undecided="drop"`` to drop them or ``"raise"`` to get an error instead.
+
+Engine (:mod:`llm_magics._batch.fanout`): identical prompts are sent once, ``concurrency`` at a time
+(default 16, or the provider's ``max_concurrency``), each answer is cached as it arrives (so an
+interrupted run resumes where it stopped), with the client's retries and key rotation.
+Progress shows as a widget in a notebook and as a line on stderr elsewhere.
+
+Thread safety: an accessor call blocks its thread until the run is done; several threads may
+run calls at once (each run is independent on the package's loop thread).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .hook import install as register
+
+if TYPE_CHECKING:
+    from .accessor import DataFrameLLM, Estimate, SeriesLLM
+
+__all__ = ["DataFrameLLM", "Estimate", "SeriesLLM", "register"]
+
+# pandas loads only when an accessor class is first asked for.
+_LAZY = {"DataFrameLLM": ".accessor", "Estimate": ".accessor", "SeriesLLM": ".accessor"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llm_magics.dataframe' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

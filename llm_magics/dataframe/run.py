@@ -1,0 +1,281 @@
+"""Running one ``df.llm`` call: which client, which progress display, the plan through the
+engine, the answers back per row; and estimates, which run nothing.
+
+Thread safety: every function here is called from the thread that called the accessor; the
+engine itself runs on the package's loop thread.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pandas as pd
+
+from .._batch.fanout import (
+    DEFAULT_CONCURRENCY,
+    BatchResult,
+    BatchStats,
+    Progress,
+    TextProgress,
+    run_batch,
+)
+from .._client.pipeline import CacheMode
+from .._core.errors import ConfigError
+from .._core.fmt import markdown_table, money
+from .._core.types import Response, Usage
+from .._runtime import loop as _loop
+from .template import NaRule, Plan, build_plan, materialize
+
+__all__ = ["Estimate", "estimate", "execute", "per_row", "resolve_client"]
+
+Template = str | Callable[[Any], Any]
+ErrorMode = Literal["column", "raise"]
+
+# --- running ---------------------------------------------------------------------------------
+
+
+def resolve_client(model: Any) -> Any:
+    from .._client.client import Client
+
+    if isinstance(model, Client):
+        return model
+    if model is not None and not isinstance(model, str):
+        raise ConfigError(
+            f"model= takes a model id such as 'openai:gpt-4o-mini' or 'local', or an "
+            f"lm.client(...); got {type(model).__name__}"
+        )
+    from .._client import registry
+
+    return registry.current_registry().client(model)
+
+
+def _in_notebook() -> bool:
+    """A Jupyter kernel with a frontend, without importing IPython when it is not loaded."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()
+    except Exception:
+        return False
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _progress(progress: Any, label: str) -> Progress | None:
+    if progress is False or progress is None:
+        return None
+    if hasattr(progress, "update") and hasattr(progress, "close"):
+        return progress
+    if progress not in (True, "text", "widget"):
+        raise ConfigError(f"progress= takes True, False, 'text' or 'widget'; got {progress!r}")
+    if progress == "widget" or (progress is True and _in_notebook()):
+        try:
+            from ..notebook.widgets import ProgressWidget
+
+            return ProgressWidget(label)
+        except ImportError:
+            if progress == "widget":
+                raise ConfigError(
+                    "progress='widget' needs ipywidgets: pip install ipywidgets"
+                ) from None
+    return TextProgress(label=label)
+
+
+@dataclass
+class _Run:
+    plan: Plan
+    result: BatchResult | None
+
+
+def execute(
+    frame: pd.DataFrame,
+    template: Template,
+    *,
+    model: Any,
+    system: str | None,
+    schema: Any,
+    concurrency: int | None,
+    cache: CacheMode,
+    progress: Any,
+    errors: ErrorMode,
+    images: Any,
+    audio: Any,
+    na: NaRule,
+    aliases: Mapping[str, Hashable] | None,
+    options: dict[str, Any],
+    convert: Callable[[Response], Any] = lambda r: r.text,
+    recover: Callable[[Response], Any] | None = None,
+    label: str = "llm",
+) -> _Run:
+    if errors not in ("column", "raise"):
+        raise ConfigError(f"errors= takes 'column' or 'raise'; got {errors!r}")
+    if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
+        raise ConfigError(f"concurrency= must be a whole number >= 1; got {concurrency!r}")
+    plan = build_plan(frame, template, aliases=aliases, images=images, audio=audio, na=na)
+    if errors == "raise":
+        for reason in plan.skipped.values():
+            if not reason.startswith("skipped:"):
+                raise ConfigError(f"a row's prompt could not be built: {reason}")
+    if not plan.prompts:
+        return _Run(plan, None)
+    client = resolve_client(model)
+    opts = {k: v for k, v in options.items() if v is not None}
+    if system is not None:
+        opts["system"] = system
+    if schema is not None:
+        opts["schema"] = schema
+    width = concurrency or getattr(client.provider, "max_concurrency", None) or DEFAULT_CONCURRENCY
+    stats = BatchStats(total=len(plan.row_job), skipped=len(plan.skipped), model=client.model_id)
+    stats.done = stats.skipped
+    stats.errors = sum(1 for r in plan.skipped.values() if not r.startswith("skipped:"))
+    result = _loop.run(
+        run_batch(
+            client,
+            plan.prompts,
+            rows=plan.weights,
+            materialize=materialize,
+            convert=convert,
+            recover=recover,
+            concurrency=width,
+            cache=cache,
+            errors=errors,
+            progress=_progress(progress, label),
+            stats=stats,
+            options=opts,
+        )
+    )
+    return _Run(plan, result)
+
+
+def per_row(run: _Run) -> tuple[list[Any], list[str | None]]:
+    values: list[Any] = []
+    errors: list[str | None] = []
+    result = run.result
+    for r, job in enumerate(run.plan.row_job):
+        if job < 0 or result is None:
+            values.append(None)
+            errors.append(run.plan.skipped.get(r))
+        else:
+            values.append(result.values[job])
+            errors.append(result.errors[job])
+    return values, errors
+
+
+# --- estimates -----------------------------------------------------------------------------
+
+#: Output tokens assumed per free-text answer when max_tokens is not given: a guess.
+TEXT_ANSWER_TOKENS = 150
+
+
+@dataclass
+class Estimate:
+    """What a call would do, computed without sending anything.
+
+    ``calls`` = unique prompts not already in the response cache (what would be sent and
+    paid for); tokens and ``usd`` are for those calls. Input tokens are counted (tiktoken for
+    OpenAI models when installed, else an approximation that errs high); output tokens are a
+    guess unless bounded by ``max_tokens`` (then ``usd_max`` is the most it can cost).
+    ``usd`` is None when the model's price is unknown (see ``lm.set_price``)."""
+
+    model: str
+    rows: int
+    skipped: int
+    unique_prompts: int
+    cached: int
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    usd: float | None
+    usd_max: float | None = None
+
+    def _lines(self) -> list[tuple[str, str]]:
+        usd = (
+            "unknown (no price for this model; lm.set_price(...))"
+            if self.usd is None
+            else money(self.usd)
+        )
+        if self.usd_max is not None:
+            usd += f" (at most {money(self.usd_max)} with max_tokens)"
+        return [
+            ("model", self.model),
+            ("rows", f"{self.rows:,} ({self.skipped:,} skipped for missing input)"),
+            ("unique prompts", f"{self.unique_prompts:,}"),
+            ("already cached", f"{self.cached:,}"),
+            ("calls to send", f"{self.calls:,}"),
+            ("input tokens", f"~{self.input_tokens:,}"),
+            ("output tokens", f"~{self.output_tokens:,} (a guess)"),
+            ("cost", usd),
+        ]
+
+    def __str__(self) -> str:
+        return "\n".join(f"{k:>15}: {v}" for k, v in self._lines())
+
+    def _repr_markdown_(self) -> str:
+        return markdown_table(["estimate", ""], self._lines())
+
+
+def estimate(
+    frame: pd.DataFrame,
+    template: Template,
+    *,
+    model: Any,
+    system: str | None,
+    schema: Any,
+    cache: CacheMode,
+    images: Any,
+    audio: Any,
+    na: NaRule,
+    aliases: Mapping[str, Hashable] | None,
+    options: dict[str, Any],
+    answer_tokens: int,
+) -> Estimate:
+    from .._client import registry
+    from .._client.client import Client
+    from .._client.pricing import profile_for
+    from .._client.usage import estimate_request_tokens
+
+    plan = build_plan(frame, template, aliases=aliases, images=images, audio=audio, na=na)
+    if isinstance(model, Client):
+        client = model
+    else:  # no key needed to estimate: build the client without the key check
+        reg = registry.current_registry()
+        ref = reg.resolve(model)
+        client = Client(reg.provider(ref.provider), ref.model, cache=reg.cache)
+    opts = {k: v for k, v in options.items() if v is not None}
+    if system is not None:
+        opts["system"] = system
+    if schema is not None:
+        opts["schema"] = schema
+    max_tokens = opts.get("max_tokens")
+    per_call = min(answer_tokens, max_tokens) if max_tokens else answer_tokens
+    cached = calls = input_tokens = 0
+    for prompt in plan.prompts:
+        request = client.build_request(materialize(prompt), **opts)
+        store = client.cache if cache is True else None
+        if store is not None and store.get(store.key_for(client.provider, request)) is not None:
+            cached += 1
+            continue
+        calls += 1
+        input_tokens += estimate_request_tokens(request, exact=True) - (request.max_tokens or 0)
+    output_tokens = calls * per_call
+    profile = profile_for(client.provider.name, client.model)
+    usd = usd_max = None
+    if profile is not None and profile.priced:
+        usd = profile.cost(Usage(input_tokens, output_tokens)) if calls else 0.0
+        if max_tokens:
+            usd_max = profile.cost(Usage(input_tokens, calls * max_tokens)) if calls else 0.0
+    return Estimate(
+        model=client.model_id,
+        rows=len(frame),
+        skipped=sum(1 for r in plan.skipped.values() if r.startswith("skipped:")),
+        unique_prompts=len(plan.prompts),
+        cached=cached,
+        calls=calls,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        usd=usd,
+        usd_max=usd_max,
+    )

@@ -1,0 +1,399 @@
+"""Row templates for ``df.llm``: ``"Classify: {review}"`` filled from each row, once.
+
+The rules are those of ``%%llm`` prompts (:mod:`llm_magics._chat.interpolation`), with columns in place of
+notebook variables:
+
+* ``{column}`` is the row's value in that column; ``.attr`` / ``[key]`` steps, ``!r`` and
+  ``:spec`` work as in :meth:`str.format` (``{price:.2f}``, ``{meta[title]}``).
+* A column whose name is not a Python identifier is written as is: ``{review text}``, ``{0}``.
+* ``{photo:image}`` / ``{clip:audio}``: the value (a path, URL, bytes, PIL image, ``lm.Image``)
+  becomes an image / audio part of the message at that position. ``images=["photo"]`` and
+  ``audio=["clip"]`` append whole columns after the text instead.
+* ``{{`` and ``}}`` are literal braces; braces that do not form a placeholder (``{"a": 1}``,
+  ``{ return x; }``) are literal text. The template is read once, when compiled: braces inside
+  a value are never interpreted.
+* A placeholder naming no column is an error that names it and lists the columns, except inside
+  Markdown code (fenced blocks, inline spans), where it stays as written.
+
+Missing values (None, NaN, NaT, pd.NA) follow ``na=``:
+
+* ``"skip"`` (default): a row with a missing value in any column its prompt uses is not sent;
+  its output stays empty and its error column says ``skipped: missing input 'col'``. Prompts
+  with "nan" in them are never what anyone wanted, and they cost money.
+* ``"empty"``: missing text becomes ``""`` and a missing image or audio value is left out; only
+  a row where every referenced value is missing is skipped.
+
+A callable template gets the row (a pandas Series) and returns the prompt: a string, or a list
+of strings and media. Returning None skips the row.
+
+Rendering produces the dedup key of each row: a string, or a tuple of strings and
+:class:`MediaRef` when media are involved. Media are loaded only when the prompt is sent
+(:func:`materialize`), so a 10,000-image column is never in memory at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .._chat.interpolation import _PLACEHOLDER, code_spans, resolve, to_media_part
+from .._core.errors import ConfigError
+from .._core.types import MediaKind, MediaPart
+
+__all__ = ["MediaRef", "Plan", "RowTemplate", "build_plan", "materialize"]
+
+NaRule = Literal["skip", "empty"]
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MEDIA_SPECS: dict[str, MediaKind] = {"image": "image", "audio": "audio"}
+
+
+@dataclass(frozen=True)
+class MediaRef:
+    """A media value of one row, identified for dedup without loading it."""
+
+    kind: MediaKind
+    ident: Hashable
+    value: Any = field(compare=False, hash=False, repr=False)
+
+    @classmethod
+    def of(cls, kind: MediaKind, value: Any) -> MediaRef:
+        ident: Hashable
+        if isinstance(value, str):
+            ident = ("s", value)
+        elif isinstance(value, os.PathLike):
+            ident = ("s", os.fspath(value))
+        elif isinstance(value, bytes | bytearray | memoryview):
+            ident = ("b", hashlib.sha256(bytes(value)).hexdigest())
+        elif isinstance(value, MediaPart):
+            ident = ("h", value.content_hash)
+        else:  # PIL images, arrays, figures: the same object means the same content
+            ident = ("id", id(value))
+        return cls(kind, ident, value)
+
+
+@dataclass(frozen=True)
+class _Field:
+    column: Hashable
+    root: str
+    path: str | None  # the whole field when it has .attr / [key] steps
+    conv: str | None
+    spec: str
+    media: MediaKind | None
+    text: str
+
+
+class RowTemplate:
+    """A template compiled against a frame's columns. ``columns`` are the columns it uses."""
+
+    def __init__(
+        self,
+        template: str,
+        columns: Sequence[Hashable],
+        *,
+        aliases: Mapping[str, Hashable] | None = None,
+    ) -> None:
+        self.template = template
+        names: dict[str, Hashable] = {str(c): c for c in columns}
+        names.update(aliases or {})
+        self._names = names
+        self.segments: list[str | _Field] = []
+        self._parse(template, names, list(columns))
+        seen: dict[Hashable, None] = {}
+        for seg in self.segments:
+            if isinstance(seg, _Field):
+                seen.setdefault(seg.column)
+        self.columns: list[Hashable] = list(seen)
+
+    @property
+    def has_fields(self) -> bool:
+        return bool(self.columns)
+
+    def _parse(self, template: str, names: dict[str, Hashable], columns: list[Hashable]) -> None:
+        special = sorted((k for k in names if not _IDENT.fullmatch(k)), key=len, reverse=True)
+        spans = code_spans(template)
+        buf: list[str] = []
+        i, n = 0, len(template)
+
+        def emit(f: _Field) -> None:
+            if buf:
+                self.segments.append("".join(buf))
+                buf.clear()
+            self.segments.append(f)
+
+        while i < n:
+            ch = template[i]
+            if ch not in "{}":
+                nxt = min(
+                    (p for p in (template.find("{", i), template.find("}", i)) if p >= 0), default=n
+                )
+                buf.append(template[i:nxt])
+                i = nxt
+                continue
+            if template.startswith("{{", i) or template.startswith("}}", i):
+                buf.append(ch)
+                i += 2
+                continue
+            if ch == "{":
+                found = _match_special(template, i, special)
+                if found is not None:
+                    name, media, end = found
+                    emit(_Field(names[name], name, None, None, "", media, template[i:end]))
+                    i = end
+                    continue
+                m = _PLACEHOLDER.match(template, i)
+                if m is not None:
+                    full = m["field"]
+                    root_match = _IDENT.match(full)
+                    assert root_match is not None
+                    root = root_match.group()
+                    spec = m["spec"] or ""
+                    media = _MEDIA_SPECS.get(spec) if not m["conv"] else None
+                    if root in names:
+                        path = full if full != root else None
+                        emit(_Field(names[root], root, path, m["conv"], spec, media, m.group()))
+                        i = m.end()
+                        continue
+                    if not any(a <= i < b for a, b in spans):
+                        raise ConfigError(_unknown_message(full, root, columns))
+                    buf.append(m.group())  # pasted code keeps its own braces
+                    i = m.end()
+                    continue
+            buf.append(ch)
+            i += 1
+        if buf:
+            self.segments.append("".join(buf))
+
+    def render(self, values: Mapping[Hashable, Any], missing: set[Hashable]) -> Any:
+        """The prompt of one row (str, or tuple of str and MediaRef); ``missing`` columns
+        render empty (text) or are left out (media)."""
+        out: list[Any] = []
+        for seg in self.segments:
+            if isinstance(seg, str):
+                out.append(seg)
+                continue
+            if seg.column in missing:
+                continue
+            value = values[seg.column]
+            if seg.path is not None:
+                value = _step(seg, value)
+            if seg.media is not None:
+                out.append(MediaRef.of(seg.media, value))
+            else:
+                out.append(_format(seg, value))
+        return join(out)
+
+
+def join(items: list[Any]) -> Any:
+    """Adjacent strings merged; a prompt without media is a plain string."""
+    merged: list[Any] = []
+    for item in items:
+        if isinstance(item, str):
+            if not item:
+                continue
+            if merged and isinstance(merged[-1], str):
+                merged[-1] += item
+                continue
+        merged.append(item)
+    if all(isinstance(m, str) for m in merged):
+        return "".join(merged)
+    return tuple(merged)
+
+
+def _match_special(template: str, i: int, special: list[str]) -> tuple[str, Any, int] | None:
+    for name in special:
+        head = "{" + name
+        if not template.startswith(head, i):
+            continue
+        rest = i + len(head)
+        if template.startswith("}", rest):
+            return name, None, rest + 1
+        for spec, kind in _MEDIA_SPECS.items():
+            if template.startswith(f":{spec}}}", rest):
+                return name, kind, rest + len(spec) + 2
+    return None
+
+
+def _unknown_message(field_text: str, root: str, columns: list[Hashable]) -> str:
+    shown = [str(c) for c in columns]
+    near = difflib.get_close_matches(root, shown, n=1)
+    hint = f" Did you mean {{{near[0]}}}?" if near else ""
+    listing = ", ".join(shown[:30]) + (f", ... ({len(shown)} in all)" if len(shown) > 30 else "")
+    return (
+        f"{{{field_text}}} in the template: no column named {root!r}.{hint} The columns are: "
+        f"{listing or '(none)'}. Write {{{{{field_text}}}}} for literal braces."
+    )
+
+
+def _step(seg: _Field, value: Any) -> Any:
+    assert seg.path is not None
+    return resolve(seg.path, {seg.root: value})
+
+
+def _format(seg: _Field, value: Any) -> str:
+    if type(value) is str and not seg.conv and not seg.spec:
+        return value
+    if seg.conv == "r":
+        value = repr(value)
+    elif seg.conv == "a":
+        value = ascii(value)
+    elif seg.conv == "s":
+        value = str(value)
+    try:
+        return format(value, seg.spec)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{seg.text}: cannot format a {type(value).__name__} with spec {seg.spec!r}: {exc}"
+        ) from None
+
+
+def materialize(prompt: Any) -> Any:
+    """What ``achat`` takes: MediaRefs become media parts (files are read here, once the
+    prompt is about to be sent)."""
+    if not isinstance(prompt, tuple):
+        return prompt
+    parts: list[Any] = []
+    for item in prompt:
+        if isinstance(item, MediaRef):
+            part = to_media_part(item.value, item.kind)
+            if part is None:  # pragma: no cover - to_media_part with a kind never returns None
+                raise ValueError(f"cannot use a {type(item.value).__name__} as {item.kind}")
+            parts.append(part)
+        else:
+            parts.append(item)
+    return parts
+
+
+# --- planning: rows -> unique prompts ------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """Which unique prompt each row uses (``row_job[r]``, -1 when skipped, with the reason in
+    ``skipped[r]``), and the unique prompts with how many rows share each."""
+
+    prompts: list[Any]
+    weights: list[int]
+    row_job: list[int]
+    skipped: dict[int, str]
+
+
+def build_plan(
+    frame: Any,
+    template: str | Callable[[Any], Any],
+    *,
+    aliases: Mapping[str, Hashable] | None = None,
+    images: Sequence[Hashable] = (),
+    audio: Sequence[Hashable] = (),
+    na: NaRule = "skip",
+    require_fields: bool = True,
+) -> Plan:
+    """Render every row of ``frame`` and deduplicate the prompts."""
+    if na not in ("skip", "empty"):
+        raise ConfigError(f"na= must be 'skip' or 'empty'; got {na!r}")
+    if not frame.columns.is_unique:
+        dupes = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+        raise ConfigError(
+            f"the DataFrame has duplicate column names ({', '.join(dupes)}); rename them first"
+        )
+    media_cols: list[tuple[Hashable, MediaKind]] = []
+    for kind, cols in (("image", images), ("audio", audio)):
+        for col in [cols] if isinstance(cols, str) else cols:
+            if col not in frame.columns:
+                raise ConfigError(
+                    _unknown_message(str(col), str(col), list(frame.columns)).replace(
+                        "in the template", f"in {kind if kind == 'audio' else 'images'}="
+                    )
+                )
+            media_cols.append((col, kind))  # type: ignore[arg-type]
+    compiled: RowTemplate | None = None
+    if not callable(template):
+        if not isinstance(template, str):
+            raise ConfigError(
+                f"the template must be a string with {{column}} placeholders or a function "
+                f"row -> prompt; got {type(template).__name__}"
+            )
+        compiled = RowTemplate(template, list(frame.columns), aliases=aliases)
+        if require_fields and not compiled.has_fields and not media_cols:
+            raise ConfigError(
+                f"the template {template[:80]!r} uses no column, so every row would get the same "
+                f"answer. Put column names in braces, e.g. {{{frame.columns[0] if len(frame.columns) else 'text'}}}."
+            )
+    used = list(compiled.columns if compiled is not None else []) + [c for c, _ in media_cols]
+    used = list(dict.fromkeys(used))
+    data = {c: frame[c].tolist() for c in used}
+    isna = {c: frame[c].isna().to_numpy() for c in used}
+    key_of: dict[Any, int] = {}
+    prompts: list[Any] = []
+    weights: list[int] = []
+    row_job: list[int] = []
+    skipped: dict[int, str] = {}
+    rows = frame.iterrows() if compiled is None else None
+    for r in range(len(frame)):
+        missing = {c for c in used if isna[c][r]}
+        if missing and (na == "skip" or len(missing) == len(used)):
+            names = ", ".join(repr(str(c)) for c in used if c in missing)
+            skipped[r] = f"skipped: missing input {names}"
+            row_job.append(-1)
+            if rows is not None:
+                next(rows)
+            continue
+        try:
+            if compiled is not None:
+                prompt = compiled.render({c: data[c][r] for c in used}, missing)
+            else:
+                assert rows is not None
+                prompt = _from_callable(template, next(rows)[1])  # type: ignore[arg-type]
+                if prompt is None:
+                    skipped[r] = "skipped: the template function returned None"
+                    row_job.append(-1)
+                    continue
+            extra = [MediaRef.of(kind, data[c][r]) for c, kind in media_cols if c not in missing]
+            if extra:
+                prompt = join([*(prompt if isinstance(prompt, tuple) else [prompt]), *extra])
+            key = _key(prompt)
+        except ValueError as exc:  # a value the template cannot format: that row only
+            skipped[r] = f"{type(exc).__name__}: {exc}"
+            row_job.append(-1)
+            continue
+        job = key_of.get(key)
+        if job is None:
+            job = key_of[key] = len(prompts)
+            prompts.append(prompt)
+            weights.append(0)
+        weights[job] += 1
+        row_job.append(job)
+    return Plan(prompts, weights, row_job, skipped)
+
+
+def _from_callable(fn: Callable[[Any], Any], row: Any) -> Any:
+    prompt = fn(row)
+    if prompt is None or isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, list | tuple):
+        return tuple(prompt)
+    raise ConfigError(
+        f"the template function must return a string, a list of strings and media, or None "
+        f"(to skip the row); it returned a {type(prompt).__name__}"
+    )
+
+
+def _key(prompt: Any) -> Hashable:
+    if isinstance(prompt, str):
+        return prompt
+    key: list[Hashable] = []
+    for item in prompt:
+        if isinstance(item, str | MediaRef):
+            key.append(item)
+        elif isinstance(item, MediaPart):
+            key.append(("h", item.content_hash))
+        elif isinstance(item, Mapping):
+            key.append(json.dumps(item, sort_keys=True, default=str))
+        else:
+            key.append(("id", id(item)))
+    return tuple(key)

@@ -1,0 +1,225 @@
+"""Running one ``%%llm`` cell: build the prompt, call the client, show and store the answer.
+
+Imported on the first ``%%llm`` cell, not by ``%load_ext`` (see :mod:`llm_magics.notebook.magics`).
+Main thread only: it drives the display of the executing cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from .._chat.interpolation import PromptError, render, resolve, to_media_part
+from .._core.errors import OutputParseError, StreamInterruptedError
+from .._core.types import MediaPart, OutputSchema, Response, TextPart
+from .._runtime import loop as _loop
+from .display import AnswerView, bundle, extract_code, json_bundle, pump, usage_line
+from .errors import short_error
+from .host import MagicsHost
+
+__all__ = ["CellRun"]
+
+
+class CellRun:
+    """One execution of a ``%%llm`` cell with its parsed options."""
+
+    def __init__(self, magics: MagicsHost, args: argparse.Namespace, cell: str) -> None:
+        self.magics = magics
+        self.args = args
+        self.cell = cell
+        self.ns: dict[str, Any] = magics._shell.user_ns
+        self.started = 0.0
+
+    def run(self) -> None:
+        from .._client import registry
+
+        __tracebackhide__ = True
+        m, args = self.magics, self.args
+        text = self.cell.strip("\n")
+        if not text.strip():
+            raise UsageError("the %%llm cell is empty: write the prompt below the %%llm line")
+        parts: list[str | MediaPart] = (
+            [text] if args.raw else render(text, self.ns, {"Err": m.errors})
+        )
+        parts += [self.media(e, "image") for e in args.image]
+        parts += [self.media(e, "audio") for e in args.audio]
+        prompt: Any = (
+            parts[0]
+            if len(parts) == 1 and isinstance(parts[0], str)
+            else [TextPart(p) if isinstance(p, str) else p for p in parts]
+        )
+        fmt = args.format or m.default_format
+        options: dict[str, Any] = {}
+        system = args.system or m.default_system or None
+        temperature = args.temperature if args.temperature is not None else m.temperature
+        max_tokens = args.max_tokens if args.max_tokens is not None else m.max_tokens
+        if temperature is not None:
+            options["temperature"] = temperature
+        if max_tokens is not None:
+            options["max_tokens"] = max_tokens
+        if args.no_cache:
+            options["cache"] = False
+        if args.schema:
+            options["schema"] = self.value(args.schema, "--schema")
+        elif fmt == "json":
+            options["json_mode"] = True
+            if "json" not in f"{system or ''} {text}".lower():
+                # OpenAI's JSON mode refuses prompts that never mention JSON.
+                system = f"{system}\n\nAnswer in JSON." if system else "Answer in JSON."
+        conversation = m.sessions.get(args.session) if args.session else None
+        if conversation is not None:
+            if args.system:
+                conversation.system = args.system
+            system = system if args.system else conversation.system or system
+        if system:
+            options["system"] = system
+        request: Any = (
+            conversation.messages(prompt, max_history=m.max_history) if conversation else prompt
+        )
+
+        client = registry.current_registry().client(args.model or m.default_model or None)
+        view = AnswerView(fmt, interval=m.update_interval)
+        m.last_view = view
+        self.started = time.perf_counter()
+        streaming = m.stream and not args.no_stream and client.provider.supports_stream
+        stream = client.astream(request, **options) if streaming else None
+        view.start()
+        try:
+            if stream is None:
+                response: Response = _loop.run(
+                    client.achat(request, **options),
+                    on_wait=lambda w: view.status(str(w)),
+                    on_poll=view.tick,
+                )
+                view.text = response.text
+            else:
+                pump(stream, view)
+                assert stream.response is not None
+                response = stream.response
+        except KeyboardInterrupt:
+            kept = self.keep_partial(client, view, "interrupted")
+            raise short_error(
+                KeyboardInterrupt(),
+                f"stopped the answer; the {kept} characters that arrived are in _llm",
+            ) from None
+        except StreamInterruptedError as exc:
+            self.keep_partial(client, view, "error")
+            raise short_error(exc, f"{exc.message} (the partial answer is in _llm)") from None
+        except OutputParseError as exc:
+            # The whole answer arrived, it just does not parse: show all of it and keep it.
+            answer = exc.response if exc.response is not None else Response(exc.text, "", "")
+            view.text = answer.text
+            view.finish(bundle(answer.text, "text"))
+            self.store(answer, answer)
+            held = f"_llm and {args.output} hold" if args.output else "_llm holds"
+            raise short_error(exc, f"{exc.message} ({held} the Response)") from None
+        except BaseException:
+            view.discard()  # no "…" left standing above the error
+            raise
+
+        value: Any = response
+        if args.schema or fmt == "json":
+            value = self.finish_json(response, view)
+        elif fmt == "code":
+            view.finish()
+            m._shell.set_next_input(extract_code(response.text), replace=False)
+        else:
+            view.finish()
+        if m.show_usage:
+            from IPython.display import display
+
+            first = view.first_delta_at
+            display(usage_line(response, first_token=first and first - self.started), raw=True)
+        if conversation is not None:
+            conversation.add(prompt, response)
+        self.store(response, value)
+
+    def keep_partial(self, client: Any, view: AnswerView, reason: str) -> int:
+        """Show and store what arrived before an interrupt or a broken stream."""
+        partial = Response(
+            view.text,
+            client.model,
+            client.provider.name,
+            finish_reason=reason,
+            latency=time.perf_counter() - self.started,
+        )
+        marker = f"[{reason}]"
+        if view.fmt in ("markdown", "code"):
+            view.finish(bundle(f"{view.text}\n\n*{marker}*", view.fmt))
+        else:
+            view.finish(bundle(f"{view.text}\n{marker}", "text"))
+        self.store(partial, partial)
+        return len(view.text)
+
+    def finish_json(self, response: Response, view: AnswerView) -> Any:
+        value = response.parsed
+        if value is None:
+            try:
+                value = OutputSchema("json", {}).parse(response.text)
+            except ValueError:
+                view.finish(bundle(response.text, "text"))
+                print(
+                    "The answer is not valid JSON; _llm holds the Response (its .text is the "
+                    "answer).",
+                    file=sys.stderr,
+                )
+                return response
+        shown = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+        view.finish(json_bundle(shown))
+        return value
+
+    def store(self, response: Response, value: Any) -> None:
+        self.ns["_llm"] = response
+        if self.args.output:
+            self.ns[self.args.output] = value
+
+    def value(self, expr: str, option: str) -> Any:
+        try:
+            return resolve(expr, self.ns)
+        except PromptError as exc:
+            raise UsageError(f"{option} {expr}: {exc}") from None
+
+    def media(self, expr: str, kind: str) -> MediaPart:
+        try:
+            value = resolve(expr, self.ns)
+        except PromptError as exc:
+            path = os.path.expanduser(expr)
+            if os.path.isfile(path) or expr.startswith(("http://", "https://")):
+                value = expr
+            elif os.path.isdir(path):
+                raise UsageError(
+                    f"--{kind} {expr}: that is a folder; give one {kind} file"
+                ) from None
+            elif _looks_like_a_path(expr):
+                raise UsageError(
+                    f"--{kind} {expr}: no such file (relative paths start in {os.getcwd()}); "
+                    "give an existing file, an http(s) URL or a variable"
+                ) from None
+            else:
+                raise UsageError(
+                    f"--{kind} {expr}: {exc}; give a variable (img, fig, obj.attr, xs[0]), "
+                    "an existing file path or an http(s) URL"
+                ) from None
+        try:
+            part = to_media_part(value, kind)  # type: ignore[arg-type]
+        except PromptError as exc:
+            raise UsageError(f"--{kind} {expr}: {exc}") from None
+        assert part is not None
+        return part
+
+
+def _looks_like_a_path(text: str) -> bool:
+    """``plots/a.png``, ``~/x.wav``, ``a.png``: not a variable reference a user meant."""
+    suffix = os.path.splitext(text)[1].lower()
+    return "/" in text or "\\" in text or text.startswith("~") or suffix in _MEDIA_SUFFIXES
+
+
+_MEDIA_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".heic", ".svg",
+     ".wav", ".mp3", ".flac", ".ogg", ".m4a", ".aac", ".webm", ".opus", ".pdf"}
+)  # fmt: skip
