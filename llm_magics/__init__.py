@@ -130,7 +130,12 @@ def client(model: str | None = None, **options: Any) -> Client:
 
 
 def register(name: str, base_url: str, *, api_key_env: str | None = None, **options: Any) -> None:
-    """Make an OpenAI-compatible server available as ``name:MODEL``."""
+    """Make an OpenAI-compatible server available as ``name:MODEL``.
+
+    Options: ``api_key=``, ``default_model=``, ``protocol=`` (``"anthropic"``, ``"gemini"``,
+    ``"ollama"``; default OpenAI's), ``display_name=``, and ``like="openai"`` (any built-in
+    vendor) for a proxy or gateway that should get that vendor's request quirks and media
+    limits."""
     from ._client.registry import current_registry
 
     current_registry().register(name, base_url, api_key_env=api_key_env, **options)

@@ -21,10 +21,11 @@ from .._cache.store import CacheStats, default_cache
 from .._cache.store import ResponseCache as DiskCache
 from .._core.errors import ConfigError, UnknownModelError
 from .._core.session import SESSION
-from .._core.settings import BUILTIN_PROVIDERS, ProviderInfo, keys_from_env, load_dotenv_once
+from .._core.settings import load_dotenv_once
 from .._runtime.http import Timeouts
 from .._runtime.retry import RetryPolicy
 from ..providers.base import Provider
+from ..providers.catalog import VENDORS, Vendor, keys_from_env
 from .client import Client, ResponseCache
 from .keys import KeyPool
 
@@ -55,7 +56,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._custom: dict[str, ProviderInfo] = {}
+        self._custom: dict[str, Vendor] = {}
         self._custom_keys: dict[str, list[str]] = {}
         self._aliases: dict[str, str] = {}
         self._default: str | None = None
@@ -88,27 +89,35 @@ class Registry:
         api_key_env: str | None = None,
         api_key: str | None = None,
         default_model: str = "",
-        protocol: str = "openai_compat",
+        protocol: str | None = None,
         display_name: str | None = None,
+        like: str | None = None,
     ) -> None:
-        """Add an OpenAI-compatible server (or another protocol) under ``name``."""
-        if not name or ":" in name or name in BUILTIN_PROVIDERS:
+        """Add an OpenAI-compatible server (or another ``protocol``) under ``name``.
+
+        ``like="openai"`` (any built-in vendor) makes it behave as that vendor: its protocol,
+        request quirks (such as OpenAI's ``max_completion_tokens``) and media limits, for a
+        proxy or gateway in front of it."""
+        if not name or ":" in name or name in VENDORS:
             raise ConfigError(
                 f"cannot register {name!r}: a name must be non-empty, have no ':', and not be "
-                f"a built-in provider ({', '.join(BUILTIN_PROVIDERS)})"
+                f"a built-in provider ({', '.join(VENDORS)})"
             )
+        if like is not None and like not in VENDORS:
+            raise ConfigError(f"like= names a built-in vendor ({', '.join(VENDORS)}); got {like!r}")
+        base = VENDORS[like] if like is not None else None
+        protocol = protocol or (base.protocol if base else "openai_compat")
         if protocol not in _PROTOCOLS:
             raise ConfigError(f"protocol must be one of {', '.join(_PROTOCOLS)}; got {protocol!r}")
         if not base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base_url must start with http:// or https://; got {base_url!r}")
-        info = ProviderInfo(
-            name=name,
+        plain = Vendor(name, name, protocol, (), None, None, "", "")
+        info = (base or plain).like(
+            name,
+            base_url,
             display_name=display_name or name,
             protocol=protocol,
             key_envs=(api_key_env,) if api_key_env else (),
-            keys_env=None,
-            base_url_env=None,
-            default_base_url=base_url.rstrip("/"),
             default_model=default_model,
             needs_key=bool(api_key_env or api_key),
         )
@@ -156,15 +165,15 @@ class Registry:
         if env:
             return env
         for name in _DEFAULT_ORDER:
-            info = BUILTIN_PROVIDERS[name]
+            info = VENDORS[name]
             if keys_from_env(info)[0]:
                 return f"{name}:{info.default_model}"
         return "local"
 
-    def info(self, name: str) -> ProviderInfo:
-        found = self._custom.get(name) or BUILTIN_PROVIDERS.get(name)
+    def info(self, name: str) -> Vendor:
+        found = self._custom.get(name) or VENDORS.get(name)
         if found is None:
-            known = ", ".join([*BUILTIN_PROVIDERS, *self._custom])
+            known = ", ".join([*VENDORS, *self._custom])
             raise UnknownModelError(
                 f"unknown provider {name!r}. Known: {known}. Register an OpenAI-compatible "
                 f"server with lm.register({name!r}, base_url=...) or `%llm register`."
@@ -180,7 +189,7 @@ class Registry:
             target = self._aliases[target]
         provider, sep, model = target.partition(":")
         if not sep:
-            if provider in BUILTIN_PROVIDERS or provider in self._custom:
+            if provider in VENDORS or provider in self._custom:
                 info = self.info(provider)
                 if not info.default_model:
                     raise UnknownModelError(
@@ -190,7 +199,7 @@ class Registry:
             raise UnknownModelError(
                 f"unknown model {target!r}: write provider:model, e.g. openai:gpt-4o-mini, "
                 f"anthropic:claude-haiku-4-5, ollama:llama3.2, or `local`. Providers: "
-                f"{', '.join([*BUILTIN_PROVIDERS, *self._custom])}; aliases: "
+                f"{', '.join([*VENDORS, *self._custom])}; aliases: "
                 f"{', '.join(self._aliases) or 'none'}."
             )
         self.info(provider)
@@ -200,7 +209,7 @@ class Registry:
 
     # --- building clients ----------------------------------------------------------------
 
-    def _keys_for(self, info: ProviderInfo) -> tuple[list[str], str | None]:
+    def _keys_for(self, info: Vendor) -> tuple[list[str], str | None]:
         if info.name in self._custom:
             if self._custom_keys.get(info.name):
                 return self._custom_keys[info.name], None
@@ -241,6 +250,7 @@ class Registry:
             key_env=info.primary_key_env,
             transport=transport,
             default_model=info.default_model,
+            vendor=info,
         )
         if base_url is None and transport is None:
             with self._lock:
@@ -289,7 +299,7 @@ class Registry:
     def providers(self) -> list[dict[str, Any]]:
         """One row per provider: key status (configured/missing, never the key), base URL."""
         rows = []
-        for name in [*BUILTIN_PROVIDERS, *self._custom]:
+        for name in [*VENDORS, *self._custom]:
             info = self.info(name)
             keys, env = self._keys_for(info)
             if not info.needs_key:
@@ -317,7 +327,7 @@ def _retry_policy(base: RetryPolicy, max_retries: int | None) -> RetryPolicy:
     return dataclasses.replace(base, max_retries=max_retries)
 
 
-def missing_key_message(info: ProviderInfo) -> str:
+def missing_key_message(info: Vendor) -> str:
     env = info.primary_key_env or "the API key variable"
     pool = f" (or {info.keys_env}=k1,k2 for rotation)" if info.keys_env else ""
     return (

@@ -195,7 +195,9 @@ class ResponseHooks:
             try:
                 hook(response)
             except Exception:
-                log.exception("llm_magics could not account for a response of %s", response.provider)
+                log.exception(
+                    "llm_magics could not account for a response of %s", response.provider
+                )
 
 
 def usage() -> UsageReport:

@@ -27,118 +27,24 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from .._core.errors import ConfigError, TimeoutError
 from .._core.types import ChatRequest, MediaKind, MediaPart, Message
+from ..providers.catalog import DEFAULT_POLICY, MB, VENDORS, MediaPolicy
 from . import audio as _audio
 from . import image as _image
 from .sniff import media_part_from_bytes
 
 __all__ = ["POLICIES", "MediaPolicy", "fetch_url", "policy_for", "prepare_media", "prepare_part"]
 
-MB = 1_000_000
 #: Largest download accepted for one image or audio URL.
 MAX_FETCH_BYTES = 50 * MB
 FETCH_TIMEOUT = 60.0
 
-_IMAGES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
-_PNG_JPEG = frozenset({"image/png", "image/jpeg"})
-_PDF = frozenset({"application/pdf"})
-
-
-@dataclass(frozen=True)
-class MediaPolicy:
-    """What one provider takes, as sent inline. Byte limits are of the raw bytes (base64 adds
-    a third on the wire, which the numbers below already allow for where the provider's limit
-    is on the encoded size)."""
-
-    label: str
-    image_mimes: frozenset[str] = _PNG_JPEG
-    max_side: int | None = 2048
-    max_pixels: int | None = None
-    max_image_bytes: int = 20 * MB
-    #: May an http(s) image URL be passed through for the provider to fetch?
-    image_urls: bool = False
-    audio_mimes: frozenset[str] = frozenset({"audio/wav", "audio/mpeg"})
-    max_audio_bytes: int = 20 * MB
-    document_mimes: frozenset[str] = _PDF
-    max_document_bytes: int = 32 * MB
-    source: str = ""
-
-
-POLICIES: dict[str, MediaPolicy] = {
-    "openai": MediaPolicy(
-        "OpenAI",
-        image_mimes=_IMAGES,
-        # High-detail images are scaled to fit 2048x2048 server-side: more pixels are wasted
-        # bytes. 20 MB per image; PNG, JPEG, WebP, non-animated GIF; input_audio: wav, mp3.
-        max_side=2048,
-        max_image_bytes=20 * MB,
-        image_urls=True,
-        max_audio_bytes=20 * MB,
-        # PDFs: 32 MB of file content per request.
-        max_document_bytes=32 * MB,
-        source="platform.openai.com/docs/guides/images-vision, /docs/guides/pdf-files",
-    ),
-    "groq": MediaPolicy(
-        "Groq",
-        image_mimes=_IMAGES,
-        # A request with a base64 image may be 4 MB (413 above), 33,177,600 pixels per image;
-        # URL images up to 20 MB. The long side is our choice, as for OpenAI.
-        max_side=2048,
-        max_pixels=33_177_600,
-        max_image_bytes=2_900_000,
-        image_urls=True,
-        source="console.groq.com/docs/vision",
-    ),
-    "anthropic": MediaPolicy(
-        "Anthropic",
-        image_mimes=_IMAGES,
-        # The Messages API fetches URL image sources itself (URLImageSource in its spec).
-        image_urls=True,
-        # Images over 1568 px on the long side are resized server-side (slower, no better);
-        # the API rejects a base64 string over 5 MB (= 3.75 MB raw) and sides over 8000 px.
-        max_side=1568,
-        max_image_bytes=3_750_000,
-        audio_mimes=frozenset(),
-        document_mimes=frozenset({"application/pdf", "text/plain"}),
-        max_document_bytes=24 * MB,  # 32 MB per request, base64-encoded
-        source="docs.anthropic.com/en/docs/build-with-claude/vision",
-    ),
-    "gemini": MediaPolicy(
-        "Gemini",
-        image_mimes=frozenset(
-            {"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"}
-        ),
-        # Larger images are scaled down to fit 3072x3072; inline data may make up 20 MB of
-        # request (base64), so 15 MB raw for one part. URLs go as fileData.fileUri, which
-        # Gemini fetches itself.
-        max_side=3072,
-        image_urls=True,
-        max_image_bytes=15 * MB,
-        audio_mimes=frozenset(
-            {"audio/wav", "audio/mpeg", "audio/aiff", "audio/aac", "audio/ogg", "audio/flac"}
-        ),
-        max_audio_bytes=15 * MB,
-        max_document_bytes=15 * MB,
-        source="ai.google.dev/gemini-api/docs/image-understanding, /docs/audio",
-    ),
-    "ollama": MediaPolicy(
-        "Ollama",
-        # Ollama's vision models decode PNG and JPEG; the limits are ours (no documented
-        # limit; its models shrink images to a few hundred px anyway).
-        image_mimes=_PNG_JPEG,
-        max_side=2048,
-        max_image_bytes=20 * MB,
-        audio_mimes=frozenset(),
-        document_mimes=frozenset(),
-        source="github.com/ollama/ollama/blob/main/docs/api.md (images: base64 list)",
-    ),
-}
-#: Any other server (llama.cpp, vLLM, LM Studio, ``local``): PNG/JPEG bytes, nothing remote.
-DEFAULT_POLICY = MediaPolicy("this server", source="conservative default")
+#: The media limits of each vendor that publishes them (from the vendor catalog). A user may
+#: replace an entry for this process, e.g. ``POLICIES["ollama"] = dataclasses.replace(...)``.
+POLICIES: dict[str, MediaPolicy] = {v.name: v.media for v in VENDORS.values() if v.media}
 # Custom servers registered with these protocols get that protocol's limits.
 _BY_PROTOCOL = ("anthropic", "gemini", "ollama")
 
@@ -154,6 +60,9 @@ def policy_for(provider: Any) -> MediaPolicy:
     if isinstance(own, MediaPolicy):
         return own
     name = str(getattr(provider, "name", ""))
+    vendor = getattr(provider, "vendor", None)
+    if name not in POLICIES and vendor is not None and vendor.media is not None:
+        return vendor.media  # a server registered like= a vendor
     if name in POLICIES:
         return POLICIES[name]
     protocol = str(getattr(provider, "protocol", ""))

@@ -16,6 +16,7 @@ from .._core.secrets import APIKey
 from .._core.types import ChatRequest, MediaPart, Response, Transcript, Usage
 from .._runtime.http import Timeouts
 from .._runtime.http_errors import ErrorContext
+from .catalog import VENDORS, Quirks, Vendor
 
 __all__ = ["Provider"]
 
@@ -52,6 +53,7 @@ class Provider:
         headers: dict[str, str] | None = None,
         transport: Any = None,
         default_model: str | None = None,
+        vendor: Vendor | None = None,
     ) -> None:
         self.name = name
         self.display_name = display_name or name
@@ -60,6 +62,14 @@ class Provider:
         self.extra_headers = dict(headers or {})
         self.transport = transport
         self.default_model = default_model
+        #: The catalog entry this provider serves (by name when not given), and its quirks
+        #: for this base URL: protocol code reads vendor facts from here, never from names.
+        self.vendor = vendor if vendor is not None else VENDORS.get(name)
+        self.quirks = self.vendor.quirks_at(self.base_url) if self.vendor else Quirks()
+        if self.quirks.media_kinds is not None:
+            self.media_kinds = self.quirks.media_kinds
+        if not self.quirks.transcribe:
+            self.supports_transcribe = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r})"

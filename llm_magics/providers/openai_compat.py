@@ -14,7 +14,6 @@ import json
 import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from .._core.errors import ProviderError
 from .._core.secrets import APIKey, SecretHeaders
@@ -57,24 +56,12 @@ class OpenAICompatProvider(Provider):
 
     def __init__(self, name: str, base_url: str, **kwargs: Any) -> None:
         super().__init__(name, base_url, **kwargs)
-        # OpenAI deprecated max_tokens for max_completion_tokens (reasoning models refuse the
-        # old name); most compatible servers only know max_tokens, and llama.cpp silently
-        # ignores the new name, so OPENAI_BASE_URL at another server gets the old one.
-        official = name == "openai" and urlsplit(base_url).hostname == "api.openai.com"
-        self.max_tokens_field = "max_completion_tokens" if official else "max_tokens"
-        # Groq's published schema has no stream_options (it forbids unknown fields) and reports
-        # streamed usage in x_groq.usage instead.
-        self.stream_usage_option = name != "groq"
-        # Only OpenAI's endpoint is known to honour base64 embeddings; it halves the payload.
-        self.embed_base64 = official
+        # The vendor's departures from the protocol (see providers.catalog.Quirks).
+        self.max_tokens_field = self.quirks.max_tokens_field
+        self.stream_usage_option = self.quirks.stream_usage_option
+        self.embed_base64 = self.quirks.embed_encoding == "base64"
         # Schemas go as OpenAI's json_schema until a server says it takes json_object only.
         self.schema_in_json_object = False
-        if name == "openai":
-            self.media_kinds = frozenset({"image", "audio", "document"})
-        elif name == "cerebras":
-            self.media_kinds = frozenset()
-        if name == "cerebras":
-            self.supports_transcribe = False
 
     # --- request building ----------------------------------------------------------------
 
@@ -318,7 +305,7 @@ class OpenAICompatProvider(Provider):
     # --- embeddings, audio, models -------------------------------------------------------
 
     def default_embed_model(self) -> str:
-        return "text-embedding-3-small" if self.name == "openai" else super().default_embed_model()
+        return self.quirks.default_embed_model or super().default_embed_model()
 
     async def embed(
         self, model: str, texts: Sequence[str], key: APIKey | None, timeouts: Timeouts
@@ -340,9 +327,7 @@ class OpenAICompatProvider(Provider):
         return vectors, _usage(data.get("usage"))
 
     def default_transcribe_model(self) -> str:
-        if self.name == "groq":
-            return "whisper-large-v3-turbo"
-        return "whisper-1"
+        return self.quirks.default_transcribe_model
 
     async def transcribe(
         self,

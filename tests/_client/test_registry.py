@@ -48,13 +48,13 @@ def test_keys_and_defaults_are_read_from_dotenv_without_overriding_the_environme
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-environment-1234")
     monkeypatch.chdir(project)
     c = lm.client("gemini:gemini-2.5-flash") if _has_gemini() else None
-    from llm_magics._core.settings import BUILTIN_PROVIDERS, keys_from_env
+    from llm_magics.providers.catalog import VENDORS, keys_from_env
 
-    assert keys_from_env(BUILTIN_PROVIDERS["gemini"]) == (
+    assert keys_from_env(VENDORS["gemini"]) == (
         ["AIza-from-dotenv-123456"],
         "GEMINI_API_KEY",
     )
-    assert keys_from_env(BUILTIN_PROVIDERS["openai"]) == (
+    assert keys_from_env(VENDORS["openai"]) == (
         ["sk-from-environment-1234"],
         "OPENAI_API_KEY",
     )
@@ -78,9 +78,9 @@ def test_a_key_pool_variable_wins_over_the_single_key(monkeypatch: pytest.Monkey
 
 def test_google_api_key_is_accepted_for_gemini(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GOOGLE_API_KEY", "AIza-google-key-0000")
-    from llm_magics._core.settings import BUILTIN_PROVIDERS, keys_from_env
+    from llm_magics.providers.catalog import VENDORS, keys_from_env
 
-    assert keys_from_env(BUILTIN_PROVIDERS["gemini"]) == (
+    assert keys_from_env(VENDORS["gemini"]) == (
         ["AIza-google-key-0000"],
         "GOOGLE_API_KEY",
     )
@@ -154,10 +154,10 @@ def test_provider_listing_shows_key_status_but_never_the_key(
 def test_ollama_host_follows_ollamas_own_convention(
     monkeypatch: pytest.MonkeyPatch, value: str, expected: str
 ) -> None:
-    from llm_magics._core.settings import BUILTIN_PROVIDERS
+    from llm_magics.providers.catalog import VENDORS
 
     monkeypatch.setenv("OLLAMA_HOST", value)
-    assert BUILTIN_PROVIDERS["ollama"].base_url() == expected
+    assert VENDORS["ollama"].base_url() == expected
 
 
 def test_an_alias_cycle_is_refused_when_made_naming_the_cycle() -> None:
