@@ -105,11 +105,23 @@ _LAZY = {
 }
 
 
+def _as_public(value: Any) -> Any:
+    """Name an export after the package (as httpx does): reprs, help() and tracebacks say
+    ``llm_magics.Client``, not where it happens to be defined, and pickles refer to the
+    public name."""
+    if isinstance(value, type) or callable(value):
+        try:
+            value.__module__ = __name__
+        except (AttributeError, TypeError):
+            pass
+    return value
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'llm_magics' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
+    value = _as_public(getattr(importlib.import_module(module, __name__), name))
     globals()[name] = value
     return value
 
@@ -167,6 +179,15 @@ def unload_ipython_extension(ipython: Any) -> None:
 
     _unload(ipython)
 
+
+for _name in (
+    "APIConnectionError", "AuthenticationError", "BadRequestError", "ConfigError",
+    "ContextLengthError", "LLMError", "ModelNotFoundError", "OutputParseError", "ProviderError",
+    "RateLimitError", "StreamInterruptedError", "TimeoutError", "UnknownModelError",
+    "client", "register", "alias", "use", "load_ipython_extension", "unload_ipython_extension",
+):  # fmt: skip
+    _as_public(globals()[_name])
+del _name
 
 # DataFrame.llm / Series.llm: registered now if pandas is imported, else when it is.
 from .dataframe.hook import install as _install_pandas_hook  # noqa: E402

@@ -42,3 +42,18 @@ def test_import_loads_no_heavy_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_every_export_is_named_after_the_package() -> None:
+    for name in lm.__all__:
+        value = getattr(lm, name)
+        if isinstance(value, type) or callable(value):
+            assert value.__module__ == "llm_magics", name
+    assert repr(lm.Client).startswith("<class 'llm_magics.Client'")
+
+
+def test_errors_pickle_under_their_public_names() -> None:
+    import pickle
+
+    error = pickle.loads(pickle.dumps(lm.ConfigError("set OPENAI_API_KEY")))
+    assert type(error) is lm.ConfigError and str(error) == "set OPENAI_API_KEY"
