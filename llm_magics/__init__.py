@@ -10,6 +10,7 @@ feature needs them.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from typing import TYPE_CHECKING, Any
 
@@ -110,10 +111,8 @@ def _as_public(value: Any) -> Any:
     ``llm_magics.Client``, not where it happens to be defined, and pickles refer to the
     public name."""
     if isinstance(value, type) or callable(value):
-        try:
+        with contextlib.suppress(AttributeError, TypeError):  # a builtin type refuses it
             value.__module__ = __name__
-        except (AttributeError, TypeError):
-            pass
     return value
 
 
