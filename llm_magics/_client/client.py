@@ -58,21 +58,16 @@ class Client:
         timeouts: Timeouts | None = None,
         defaults: dict[str, Any] | None = None,
     ) -> None:
-        self.provider = provider
-        self.model = model
-        self.keys = keys
-        self.cache = cache
-        self.retry = retry or RetryPolicy()
-        self.timeouts = timeouts or Timeouts()
-        #: How every request of this client travels (cache, keys, retries, accounting).
+        #: How every request of this client travels (cache, keys, retries, accounting); it
+        #: holds the provider, model, key pool, cache, retry policy and timeouts read below.
         self.pipeline = Pipeline(
             provider,
             model,
-            self.model_id,
+            f"{provider.name}:{model}" if provider.name != "local" else "local",
             keys=keys,
             cache=cache,
-            retry=self.retry,
-            timeouts=self.timeouts,
+            retry=retry or RetryPolicy(),
+            timeouts=timeouts or Timeouts(),
         )
         self.defaults = dict(defaults or {})
         for name in self.defaults:
@@ -82,8 +77,32 @@ class Client:
         self._chat_defaults = {k: v for k, v in self.defaults.items() if k in CHAT_DEFAULTS}
 
     @property
+    def provider(self) -> Provider:
+        return self.pipeline.provider
+
+    @property
+    def model(self) -> str:
+        return self.pipeline.model
+
+    @property
     def model_id(self) -> str:
-        return f"{self.provider.name}:{self.model}" if self.provider.name != "local" else "local"
+        return self.pipeline.model_id
+
+    @property
+    def keys(self) -> KeyPool | None:
+        return self.pipeline.keys
+
+    @property
+    def cache(self) -> ResponseCache | None:
+        return self.pipeline.cache
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return self.pipeline.retry
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return self.pipeline.timeouts
 
     def __repr__(self) -> str:
         return f"Client({self.model_id!r})"

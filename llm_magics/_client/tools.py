@@ -24,8 +24,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 class _Asker(Protocol):
     """What the tool loop needs of a client: one round of chat, and names for errors."""
 
-    model: str
-    provider: Any
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def provider(self) -> Any: ...
 
     async def achat(self, prompt: Any, **options: Any) -> Response: ...
 

@@ -76,12 +76,13 @@ def client_for(
     retries: int = 4,
     sleeps: Sleeps | None = None,
     validate_responses: bool = True,
+    model: str = MODEL,
     **options: Any,
 ) -> tuple[lm.Client, SpecTransport]:
     transport = SpecTransport("gemini", handler, validate_responses=validate_responses)
     policy = RetryPolicy(max_retries=retries, sleep=sleeps or Sleeps(), random=lambda: 0.0)
     c = lm.client(
-        f"gemini:{MODEL}", api_key=KEY, transport=transport, cache=False, retry=policy, **options
+        f"gemini:{model}", api_key=KEY, transport=transport, cache=False, retry=policy, **options
     )
     return c, transport
 
@@ -515,8 +516,12 @@ def test_a_body_that_is_not_json_raises_provider_error() -> None:
 
 
 def test_a_model_name_is_escaped_in_the_url_path_so_it_cannot_reach_another_endpoint() -> None:
-    c, transport = client_for(answer([{"text": "ok"}]), validate_responses=False, retries=0)
-    c.model = "../../files/x?alt=media#y"
+    c, transport = client_for(
+        answer([{"text": "ok"}]),
+        validate_responses=False,
+        retries=0,
+        model="../../files/x?alt=media#y",
+    )
     with contextlib.suppress(lm.LLMError):
         c.chat("hi")
     url = transport.requests[0].url
