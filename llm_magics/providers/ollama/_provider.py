@@ -1,44 +1,20 @@
-"""Ollama's native API: ``POST /api/chat`` (JSON, or NDJSON when streaming), ``POST /api/embed``,
-``GET /api/tags``, ``POST /api/pull`` and ``GET /api/version``.
-
-The host comes from ``OLLAMA_HOST`` (default http://127.0.0.1:11434); no key is needed. On top
-of the provider interface, :meth:`OllamaProvider.is_available` tells whether a server answers
-and :meth:`OllamaProvider.ensure_model` pulls a model that is not installed yet::
-
-    c = lm.client("ollama:llama3.2")
-    if await c.provider.is_available():
-        await c.provider.ensure_model("llama3.2")
-
-Wire notes: sampling options go under ``options`` (``num_predict`` is max_tokens); ``format``
-is a JSON schema for ``schema=`` or ``"json"`` for JSON mode; images are base64 strings in a
-message's ``images`` list (bytes only: Ollama does not fetch URLs); tool-call arguments are
-JSON objects, not strings, and carry no id, so one is derived from the call.
-"""
+"""The Ollama provider: its capabilities, the endpoints it calls (chat, stream, embeddings,
+models) and server management (is a server answering, pull a model)."""
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
-from .._core.errors import (
-    APIConnectionError,
-    ModelNotFoundError,
-    ProviderError,
-    StreamInterruptedError,
-)
-from .._core.secrets import APIKey, SecretHeaders
-from .._core.types import ChatRequest, Message, Part, Response, TextPart, ToolCall, Usage
-from .._runtime.http import Timeouts, iter_ndjson, request_json, stream_request
-from .._runtime.http_errors import error_from_response
-from .base import Provider
-
-__all__ = ["OllamaProvider"]
-
-_FINISH = {"stop": "stop", "length": "length"}
-_CALL_PREFIX = "ocall_"
+from ..._core.errors import ModelNotFoundError, ProviderError
+from ..._core.secrets import APIKey, SecretHeaders
+from ..._core.types import ChatRequest, Response, Usage
+from ..._runtime.http import Timeouts, iter_ndjson, request_json, stream_request
+from ..._runtime.http_errors import error_from_response
+from ..base import Provider
+from ._body import build_body
+from ._explain import explained
+from ._parse import finish_reason, interrupted, parse_chat, tool_calls, usage_of
 
 
 class OllamaProvider(Provider):
@@ -62,108 +38,13 @@ class OllamaProvider(Provider):
 
     def body(self, request: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
         self.check_media(request)
-        messages: list[dict[str, Any]] = []
-        if request.system:
-            messages.append({"role": "system", "content": request.system})
-        names: dict[str, str] = {}  # tool-call id -> function name
-        for m in request.messages:
-            for call in m.tool_calls:
-                names[call.id] = call.name
-            messages.append(self._message(m, names))
-        body: dict[str, Any] = {"model": request.model, "messages": messages, "stream": stream}
-        options: dict[str, Any] = {}
-        if request.temperature is not None:
-            options["temperature"] = request.temperature
-        if request.max_tokens is not None:
-            options["num_predict"] = request.max_tokens
-        if request.top_p is not None:
-            options["top_p"] = request.top_p
-        if request.stop:
-            options["stop"] = list(request.stop)
-        if request.seed is not None:
-            options["seed"] = request.seed
-        if options:
-            body["options"] = options
-        if request.schema is not None:
-            body["format"] = request.schema.json_schema
-        elif request.json_mode:
-            body["format"] = "json"
-        if request.tools:
-            body["tools"] = [
-                {
-                    "type": "function",
-                    "function": {
-                        "name": t.name,
-                        "description": t.description,
-                        "parameters": t.parameters or {"type": "object", "properties": {}},
-                    },
-                }
-                for t in request.tools
-            ]
-        body.update(request.extra)
-        return body
-
-    def _message(self, m: Message, names: Mapping[str, str]) -> dict[str, Any]:
-        out: dict[str, Any] = {"role": m.role, "content": m.text}
-        images = [self._image(p) for p in m.parts if not isinstance(p, TextPart)]
-        if images:
-            out["images"] = images
-        if m.role == "assistant" and m.tool_calls:
-            out["tool_calls"] = [
-                {"function": {"name": t.name, "arguments": t.arguments}} for t in m.tool_calls
-            ]
-        if m.role == "tool":
-            name = m.name or names.get(m.tool_call_id or "")
-            if name:
-                out["tool_name"] = name
-        return out
-
-    def _image(self, p: Part) -> str:
-        assert not isinstance(p, TextPart)
-        if p.data is None:
-            raise self.unsupported(
-                "images by URL", "Ollama takes image bytes: pass a file path, bytes or an image."
-            )
-        return p.b64()
-
-    # --- errors ----------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _explained(self, model: str | None) -> Iterator[None]:
-        """Say what to do when the server is not running or lacks the model."""
-        import httpx2
-
-        try:
-            yield
-        except APIConnectionError as exc:
-            if not isinstance(exc.__cause__, httpx2.ConnectError):
-                raise  # reached the server, then lost it: "not running" would be wrong
-            raise APIConnectionError(
-                f"{self.display_name} is not running at {self.base_url} ({exc.message}). "
-                "Start it with `ollama serve` (or open the Ollama app), or set OLLAMA_HOST "
-                "to the address it listens on.",
-                provider=self.name,
-                model=model,
-                request=exc.request,
-            ) from exc
-        except ModelNotFoundError as exc:
-            if model is None:
-                raise
-            raise ModelNotFoundError(
-                f"{exc.message} Pull it first: `ollama pull {model}`, or "
-                f"`await client.provider.ensure_model({model!r})`.",
-                status_code=exc.status_code,
-                provider=self.name,
-                model=model,
-                request=exc.request,
-                response=exc.response,
-            ) from exc
+        return build_body(request, stream=stream, unsupported=self.unsupported)
 
     # --- chat ----------------------------------------------------------------------------
 
     async def chat(self, request: ChatRequest, key: APIKey | None, timeouts: Timeouts) -> Response:
         body = self.body(request)
-        with self._explained(request.model):
+        with explained(self, request.model):
             data, _ = await request_json(
                 "POST",
                 f"{self.base_url}/api/chat",
@@ -176,17 +57,7 @@ class OllamaProvider(Provider):
         return self.parse_response(data, request.model)
 
     def parse_response(self, data: Mapping[str, Any], model: str) -> Response:
-        message = data.get("message") or {}
-        calls = _calls(message.get("tool_calls") or [], data.get("created_at"))
-        return Response(
-            text=message.get("content") or "",
-            model=data.get("model") or model,
-            provider=self.name,
-            usage=_usage(data),
-            finish_reason=_finish(data.get("done_reason"), calls),
-            tool_calls=calls,
-            raw=dict(data),
-        )
+        return parse_chat(data, model, self.name)
 
     async def stream(
         self, request: ChatRequest, key: APIKey | None, timeouts: Timeouts
@@ -196,7 +67,7 @@ class OllamaProvider(Provider):
         text: list[str] = []
         raw_calls: list[Mapping[str, Any]] = []
         last: Mapping[str, Any] = {}
-        with self._explained(request.model):
+        with explained(self, request.model):
             async with stream_request(
                 "POST",
                 f"{self.base_url}/api/chat",
@@ -211,7 +82,7 @@ class OllamaProvider(Provider):
                         synthetic = type(response)(500, json=chunk, request=response.request)
                         exc = error_from_response(synthetic, ctx)
                         if text:
-                            raise _interrupted(ctx.provider, request.model, text, exc) from exc
+                            raise interrupted(ctx.provider, request.model, text, exc) from exc
                         raise exc
                     message = chunk.get("message") or {}
                     piece = message.get("content")
@@ -224,19 +95,19 @@ class OllamaProvider(Provider):
                         break
         if not last:
             if text:
-                raise _interrupted(ctx.provider, request.model, text, None)
+                raise interrupted(ctx.provider, request.model, text, None)
             raise ProviderError(
                 f"the {self.name} stream ended before the answer was complete (no done: true)",
                 provider=self.name,
                 model=request.model,
             )
-        calls = _calls(raw_calls, last.get("created_at"))
+        calls = tool_calls(raw_calls, last.get("created_at"))
         yield Response(
             text="".join(text),
             model=last.get("model") or request.model,
             provider=self.name,
-            usage=_usage(last),
-            finish_reason=_finish(last.get("done_reason"), calls),
+            usage=usage_of(last),
+            finish_reason=finish_reason(last.get("done_reason"), calls),
             tool_calls=calls,
             raw={**last, "streamed": True},
         )
@@ -249,7 +120,7 @@ class OllamaProvider(Provider):
     async def embed(
         self, model: str, texts: Sequence[str], key: APIKey | None, timeouts: Timeouts
     ) -> tuple[list[list[float]], Usage]:
-        with self._explained(model):
+        with explained(self, model):
             data, _ = await request_json(
                 "POST",
                 f"{self.base_url}/api/embed",
@@ -269,7 +140,7 @@ class OllamaProvider(Provider):
         return vectors, Usage(input_tokens=int(data.get("prompt_eval_count") or 0))
 
     async def list_models(self, key: APIKey | None, timeouts: Timeouts) -> list[str]:
-        with self._explained(None):
+        with explained(self, None):
             data, _ = await request_json(
                 "GET",
                 f"{self.base_url}/api/tags",
@@ -315,7 +186,7 @@ class OllamaProvider(Provider):
         if _canonical(name) in installed:
             return False
         ctx = self.error_context(name, None)
-        with self._explained(None):
+        with explained(self, None):
             async with stream_request(
                 "POST",
                 f"{self.base_url}/api/pull",
@@ -348,54 +219,5 @@ class OllamaProvider(Provider):
         )
 
 
-# --- helpers ------------------------------------------------------------------------------
-
-
 def _canonical(name: str) -> str:
     return name if ":" in name else f"{name}:latest"
-
-
-def _calls(raw: Sequence[Mapping[str, Any]], stamp: Any) -> list[ToolCall]:
-    calls = []
-    for index, tc in enumerate(raw):
-        fn = tc.get("function") or {}
-        if not fn.get("name"):
-            continue
-        args = fn.get("arguments") or {}
-        call_id = tc.get("id") or _call_id(stamp, index, fn["name"], args)
-        calls.append(ToolCall.from_raw(str(call_id), fn["name"], args))
-    return calls
-
-
-def _call_id(stamp: Any, index: int, name: str, args: Any) -> str:
-    seed = json.dumps([stamp, index, name, args], sort_keys=True, default=str)
-    return _CALL_PREFIX + hashlib.sha256(seed.encode()).hexdigest()[:20]
-
-
-def _finish(reason: Any, calls: list[ToolCall]) -> str | None:
-    if calls:
-        return "tool_calls"
-    if reason is None:
-        return None
-    return _FINISH.get(str(reason), str(reason))
-
-
-def _usage(data: Mapping[str, Any]) -> Usage:
-    return Usage(
-        input_tokens=int(data.get("prompt_eval_count") or 0),
-        output_tokens=int(data.get("eval_count") or 0),
-    )
-
-
-def _interrupted(
-    provider: str, model: str, text: list[str], cause: Exception | None
-) -> StreamInterruptedError:
-    arrived = "".join(text)
-    why = f": {cause}" if cause is not None else " without done: true"
-    return StreamInterruptedError(
-        f"the {provider} stream broke after {len(arrived)} characters{why}. The partial "
-        "answer is on .partial_text.",
-        partial_text=arrived,
-        provider=provider,
-        model=model,
-    )

@@ -1,47 +1,27 @@
-"""The OpenAI wire protocol: OpenAI itself, Groq, Cerebras, llama.cpp / vLLM / LM Studio servers
-and any other OpenAI-compatible base URL.
-
-Endpoints: ``/chat/completions`` (JSON and SSE streaming with usage, tools, JSON mode and
-JSON-schema output), ``/embeddings`` (base64 float32 decoding), ``/audio/transcriptions`` and
-``/audio/translations`` (Whisper), ``/models``.
-"""
+"""The OpenAI-compatible provider: its capabilities, the vendor quirks it follows, and the
+endpoints it calls (chat, stream, embeddings, Whisper transcription, models)."""
 
 from __future__ import annotations
 
-import array
-import base64
-import json
-import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
-from .._core.errors import ProviderError
-from .._core.secrets import APIKey, SecretHeaders
-from .._core.types import (
+from ..._core.errors import ProviderError
+from ..._core.secrets import APIKey, SecretHeaders
+from ..._core.types import (
     ChatRequest,
     MediaPart,
-    Message,
     Response,
-    TextPart,
     ToolCall,
     Transcript,
     Usage,
     attach_raw_json,
 )
-from .._runtime.http import Timeouts, iter_sse, request_json, stream_request
-from .._runtime.http import decode_event as _decode
-from .._runtime.http_errors import error_from_stream_event
-from .base import Provider
-
-__all__ = ["OpenAICompatProvider"]
-
-_FINISH = {"tool_calls": "tool_calls", "function_call": "tool_calls"}
-_AUDIO_FORMATS = {
-    "audio/wav": "wav",
-    "audio/x-wav": "wav",
-    "audio/wave": "wav",
-    "audio/mpeg": "mp3",
-}
+from ..._runtime.http import Timeouts, iter_sse, request_json, stream_request
+from ..._runtime.http import decode_event as _decode
+from ..base import Provider
+from ._body import build_body
+from ._parse import FINISH_REASONS, parse_completion, stream_error, usage_of, vector
 
 
 class OpenAICompatProvider(Provider):
@@ -73,94 +53,14 @@ class OpenAICompatProvider(Provider):
 
     def body(self, request: ChatRequest, *, stream: bool = False) -> dict[str, Any]:
         self.check_media(request)
-        messages: list[dict[str, Any]] = []
-        if request.system:
-            messages.append({"role": "system", "content": request.system})
-        messages.extend(self._message(m) for m in request.messages)
-        body: dict[str, Any] = {"model": request.model, "messages": messages}
-        if request.temperature is not None:
-            body["temperature"] = request.temperature
-        if request.max_tokens is not None:
-            body[self.max_tokens_field] = request.max_tokens
-        if request.top_p is not None:
-            body["top_p"] = request.top_p
-        if request.stop:
-            body["stop"] = request.stop
-        if request.seed is not None:
-            body["seed"] = request.seed
-        if request.tools:
-            body["tools"] = [
-                {
-                    "type": "function",
-                    "function": {
-                        "name": t.name,
-                        "description": t.description,
-                        "parameters": t.parameters,
-                    },
-                }
-                for t in request.tools
-            ]
-            if request.tool_choice is not None:
-                body["tool_choice"] = _tool_choice(request.tool_choice)
-        if request.schema is not None and self.schema_in_json_object:
-            body["response_format"] = {"type": "json_object", "schema": request.schema.json_schema}
-        elif request.schema is not None:
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": _schema_name(request.schema.name),
-                    "schema": request.schema.json_schema,
-                },
-            }
-        elif request.json_mode:
-            body["response_format"] = {"type": "json_object"}
-        if stream:
-            body["stream"] = True
-            if self.stream_usage_option:
-                body["stream_options"] = {"include_usage": True}
-        body.update(request.extra)
-        return body
-
-    def _message(self, m: Message) -> dict[str, Any]:
-        if m.role == "tool":
-            return {"role": "tool", "tool_call_id": m.tool_call_id or "", "content": m.text}
-        out: dict[str, Any] = {"role": m.role}
-        if isinstance(m.content, str) or all(isinstance(p, TextPart) for p in m.content):
-            out["content"] = m.text if not isinstance(m.content, str) else m.content
-        else:
-            out["content"] = [self._part(p) for p in m.content]
-        if m.role == "assistant" and m.tool_calls:
-            out["tool_calls"] = [
-                {
-                    "id": t.id,
-                    "type": "function",
-                    "function": {"name": t.name, "arguments": json.dumps(t.arguments)},
-                }
-                for t in m.tool_calls
-            ]
-            if not out["content"]:
-                out["content"] = None
-        if m.name and m.role in ("user", "system"):
-            out["name"] = m.name
-        return out
-
-    def _part(self, p: TextPart | MediaPart) -> dict[str, Any]:
-        if isinstance(p, TextPart):
-            return {"type": "text", "text": p.text}
-        if p.kind == "image":
-            url = p.url if p.data is None else p.data_url()
-            return {"type": "image_url", "image_url": {"url": url}}
-        if p.kind == "audio":
-            fmt = _AUDIO_FORMATS.get(p.mime_type)
-            if fmt is None or p.data is None:
-                raise self.unsupported(
-                    f"audio as {p.mime_type}", "Chat audio input takes wav or mp3 bytes."
-                )
-            return {"type": "input_audio", "input_audio": {"data": p.b64(), "format": fmt}}
-        return {
-            "type": "file",
-            "file": {"filename": p.filename or "document.pdf", "file_data": p.data_url()},
-        }
+        return build_body(
+            request,
+            stream=stream,
+            max_tokens_field=self.max_tokens_field,
+            schema_in_json_object=self.schema_in_json_object,
+            stream_usage_option=self.stream_usage_option,
+            unsupported=self.unsupported,
+        )
 
     # --- chat ----------------------------------------------------------------------------
 
@@ -203,29 +103,7 @@ class OpenAICompatProvider(Provider):
         return attach_raw_json(self.parse_response(data, request.model), reply.content)
 
     def parse_response(self, data: dict[str, Any], model: str) -> Response:
-        choices = data.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            raise ValueError("the answer has no choices")
-        choice: dict[str, Any] = choices[0]
-        message = choice.get("message")
-        if not isinstance(message, dict):
-            raise ValueError("choices[0] has no message")
-        calls = [
-            ToolCall.from_raw(
-                tc.get("id", ""), tc["function"]["name"], tc["function"].get("arguments")
-            )
-            for tc in message.get("tool_calls") or []
-        ]
-        finish: Any = choice.get("finish_reason")
-        return Response(
-            text=message.get("content") or "",
-            model=data.get("model") or model,
-            provider=self.name,
-            usage=_usage(data.get("usage")),
-            finish_reason=_FINISH.get(finish, finish),
-            tool_calls=calls,
-            raw=data,
-        )
+        return parse_completion(data, model, self.name)
 
     async def stream(
         self, request: ChatRequest, key: APIKey | None, timeouts: Timeouts
@@ -267,10 +145,7 @@ class OpenAICompatProvider(Provider):
                 chunk = _decode(data, ctx)
                 if "error" in chunk and not chunk.get("choices"):
                     # Servers report failures after the 200 as an error object in the stream.
-                    error = chunk.get("error")
-                    code = error.get("code") if isinstance(error, dict) else None
-                    status = code if isinstance(code, int) and 400 <= code <= 599 else 500
-                    raise error_from_stream_event(chunk, status, response, ctx, "".join(text))
+                    raise stream_error(chunk, response, ctx, "".join(text))
                 last = chunk
                 model = chunk.get("model") or model
                 usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage") or usage
@@ -294,8 +169,8 @@ class OpenAICompatProvider(Provider):
             text="".join(text),
             model=model,
             provider=self.name,
-            usage=_usage(usage),
-            finish_reason=_FINISH.get(finish or "", finish),
+            usage=usage_of(usage),
+            finish_reason=FINISH_REASONS.get(finish or "", finish),
             tool_calls=[
                 ToolCall.from_raw(c["id"], c["name"], c["args"]) for _, c in sorted(calls.items())
             ],
@@ -323,8 +198,8 @@ class OpenAICompatProvider(Provider):
             transport=self.transport,
         )
         rows = sorted(data.get("data") or [], key=lambda d: d.get("index", 0))
-        vectors = [_vector(r["embedding"]) for r in rows]
-        return vectors, _usage(data.get("usage"))
+        vectors = [vector(r["embedding"]) for r in rows]
+        return vectors, usage_of(data.get("usage"))
 
     def default_transcribe_model(self) -> str:
         return self.quirks.default_transcribe_model
@@ -384,37 +259,3 @@ class OpenAICompatProvider(Provider):
             transport=self.transport,
         )
         return sorted(str(m.get("id")) for m in data.get("data") or [])
-
-
-def _usage(u: dict[str, Any] | None) -> Usage:
-    if not u:
-        return Usage()
-    details = u.get("prompt_tokens_details") or {}
-    return Usage(
-        input_tokens=int(u.get("prompt_tokens") or 0),
-        output_tokens=int(u.get("completion_tokens") or 0),
-        cached_input_tokens=int(details.get("cached_tokens") or 0),
-    )
-
-
-def _vector(embedding: Any) -> list[float]:
-    if isinstance(embedding, str):
-        floats = array.array("f")
-        floats.frombytes(base64.b64decode(embedding))
-        if sys.byteorder != "little":
-            floats.byteswap()
-        return floats.tolist()
-    if isinstance(embedding, list) and embedding and isinstance(embedding[0], list):
-        return embedding  # per-token vectors (llama.cpp without pooling): the client says so
-    return [float(x) for x in embedding]
-
-
-def _tool_choice(choice: str | dict[str, Any]) -> str | dict[str, Any]:
-    if isinstance(choice, str) and choice not in ("auto", "none", "required"):
-        return {"type": "function", "function": {"name": choice}}
-    return choice
-
-
-def _schema_name(name: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "_-" else "_" for c in name)[:64]
-    return cleaned or "output"
