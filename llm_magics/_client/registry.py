@@ -28,6 +28,7 @@ from ..providers.base import Provider
 from ..providers.catalog import VENDORS, Vendor, keys_from_env
 from .client import Client, ResponseCache
 from .keys import KeyPool
+from .pricing import ProfileOverrides
 
 __all__ = ["Registry", "cache_stats", "clear_cache", "current_registry"]
 
@@ -96,8 +97,8 @@ class Registry:
         """Add an OpenAI-compatible server (or another ``protocol``) under ``name``.
 
         ``like="openai"`` (any built-in vendor) makes it behave as that vendor: its protocol,
-        request quirks (such as OpenAI's ``max_completion_tokens``) and media limits, for a
-        proxy or gateway in front of it."""
+        request quirks (such as OpenAI's ``max_completion_tokens``), media limits and model
+        prices, for a proxy or gateway in front of it (``lm.set_price`` corrects a price)."""
         if not name or ":" in name or name in VENDORS:
             raise ConfigError(
                 f"cannot register {name!r}: a name must be non-empty, have no ':', and not be "
@@ -121,6 +122,7 @@ class Registry:
             default_model=default_model,
             needs_key=bool(api_key_env or api_key),
         )
+        SESSION.get(ProfileOverrides).adopt(info)
         with self._lock:
             self._custom[name] = info
             self._custom_keys[name] = [api_key] if api_key else []

@@ -21,18 +21,20 @@ PROTOCOL_MODULES = ["openai_compat", "anthropic", "gemini", "ollama", "local"]
 
 @pytest.mark.parametrize("module", PROTOCOL_MODULES)
 def test_protocol_code_never_compares_a_provider_name_with_a_vendor(module: str) -> None:
-    tree = ast.parse((PROVIDERS / f"{module}.py").read_text())
     vendor_names = set(VENDORS)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Compare):
-            for side in [node.left, *node.comparators]:
-                if isinstance(side, ast.Constant) and side.value in vendor_names:
-                    pytest.fail(f"{module}.py line {node.lineno} compares with {side.value!r}")
+    files = sorted((PROVIDERS / module).rglob("*.py"))
+    assert files, f"no code found for protocol {module}"
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                for side in [node.left, *node.comparators]:
+                    if isinstance(side, ast.Constant) and side.value in vendor_names:
+                        pytest.fail(f"{path.name} line {node.lineno} compares with {side.value!r}")
 
 
 def test_every_vendor_names_an_existing_protocol_module_and_its_key_variables() -> None:
     for vendor in VENDORS.values():
-        assert (PROVIDERS / f"{vendor.protocol}.py").is_file(), vendor.name
+        assert (PROVIDERS / vendor.protocol / "__init__.py").is_file(), vendor.name
         assert vendor.needs_key == bool(vendor.key_envs), vendor.name
 
 
@@ -102,3 +104,42 @@ def test_like_anthropic_takes_the_anthropic_protocol_unless_told_otherwise() -> 
     c = lm.client("claude-gw:claude-haiku-4-5")
     assert c.provider.protocol == "anthropic"
     assert policy_for(c.provider).max_side == 1568
+
+
+def test_every_vendors_model_rows_carry_its_name_and_a_known_price_or_none() -> None:
+    for vendor in VENDORS.values():
+        assert vendor.models, f"{vendor.name} ships no model profile"
+        for row in vendor.models:
+            assert row.provider == vendor.name
+            assert row.input is not None and row.input >= 0, row.model_id
+
+
+def test_a_proxy_like_openai_bills_openais_prices_under_its_own_name() -> None:
+    c, _ = proxy_client("openai", lambda r: httpx2.Response(200, json=completion()))
+    answer = c.chat("hi", max_tokens=5)
+    openai = lm.model_profile("openai:gpt-4o-mini")
+    proxied = lm.model_profile("openai-proxy:gpt-4o-mini")
+    assert openai is not None and proxied is not None
+    assert (proxied.input, proxied.output) == (openai.input, openai.output)
+    assert proxied.model_id == "openai-proxy:gpt-4o-mini"
+    expected = openai.cost(answer.usage)
+    assert expected and answer.cost == pytest.approx(expected)
+
+
+def test_a_proxy_without_like_has_no_price_and_reregistering_drops_adopted_prices() -> None:
+    lm.register("openai-proxy", "https://gateway.example/v1", like="openai")
+    assert lm.model_profile("openai-proxy:gpt-4o") is not None
+    lm.register("openai-proxy", "https://gateway.example/v1")
+    assert lm.model_profile("openai-proxy:gpt-4o") is None
+
+
+def test_a_users_price_wins_over_the_one_a_proxy_adopted() -> None:
+    lm.register("openai-proxy", "https://gateway.example/v1", like="openai")
+    lm.set_price("openai-proxy:gpt-4o", input=1.0, output=2.0)
+    profile = lm.model_profile("openai-proxy:gpt-4o")
+    assert profile is not None and (profile.input, profile.output, profile.source) == (
+        1.0,
+        2.0,
+        "user",
+    )
+    assert profile.context_window == VENDORS["openai"].models[0].context_window
