@@ -1,5 +1,9 @@
 """The ``%llm`` line commands (list, models, use, alias, register, keys, usage, cache, history,
-reset, export): each parses its words and calls the Python API, then prints a small report.
+reset, export, help): each calls the Python API, then prints a small report.
+
+Every command declares its arguments with IPython's ``magic_arguments``, as ``%%llm`` does, so
+one parser per command both reads the words and writes the help (``%llm help``, ``%llm help
+COMMAND``, ``%llm COMMAND -h``): the first line of a command's docstring is its summary.
 
 The registry is always read as ``registry.current_registry()`` at call time (tests and users
 may replace it). Main thread only, like every magic.
@@ -10,22 +14,17 @@ from __future__ import annotations
 import argparse
 import importlib
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any
 
 from IPython.core.error import UsageError
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from .._core.fmt import text_table
 from .host import MagicsHost
 
-__all__ = ["COMMANDS", "run_command", "table"]
+__all__ = ["COMMANDS", "commands_help", "run_command", "table"]
 
-
-class _Parser(argparse.ArgumentParser):
-    def __init__(self, prog: str, usage: str) -> None:
-        super().__init__(prog=f"%llm {prog}", usage=f"%llm {prog} {usage}", add_help=False)
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}. Usage: {self.usage}")
+Command = Callable[["MagicsHost", argparse.Namespace], None]
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
@@ -42,14 +41,9 @@ def _registry() -> Any:
     return registry.current_registry()
 
 
-def _words(argv: list[str], command: str, usage: str, low: int, high: int) -> list[str]:
-    if not low <= len(argv) <= high:
-        raise UsageError(f"%llm {command}: expected {usage}; got {' '.join(argv) or 'nothing'}")
-    return argv
-
-
-def cmd_list(magics: MagicsHost, argv: list[str]) -> None:
-    _words(argv, "list", "no arguments", 0, 0)
+@magic_arguments("llm list")
+def cmd_list(magics: MagicsHost, args: argparse.Namespace) -> None:
+    """providers, key status (configured/missing), aliases"""
     reg = _registry()
     rows = reg.providers()
     if magics.default_model:
@@ -64,11 +58,17 @@ def cmd_list(magics: MagicsHost, argv: list[str]) -> None:
         print(table([{"alias": a, "model": m} for a, m in aliases.items()]))
 
 
-def cmd_models(magics: MagicsHost, argv: list[str]) -> None:
-    (target,) = _words(argv, "models", "[PROVIDER]", 0, 1) or [
-        magics.default_model or _registry().default_model()
-    ]
+@magic_arguments("llm models")
+@argument(
+    "provider",
+    nargs="?",
+    metavar="PROVIDER",
+    help="a provider or model (default: the default model's)",
+)
+def cmd_models(magics: MagicsHost, args: argparse.Namespace) -> None:
+    """models the provider offers (live, where the API lists them)"""
     reg = _registry()
+    target = args.provider or magics.default_model or reg.default_model()
     name = target.partition(":")[0] if ":" in target else target
     if name not in [p["provider"] for p in reg.providers()]:
         name = reg.resolve(target).provider
@@ -80,8 +80,13 @@ def cmd_models(magics: MagicsHost, argv: list[str]) -> None:
         print(f"  {name}:{model}" if name != "local" else f"  {model}")
 
 
-def cmd_use(magics: MagicsHost, argv: list[str]) -> None:
-    (model,) = _words(argv, "use", "MODEL (or `auto` for the automatic choice)", 1, 1)
+@magic_arguments("llm use")
+@argument(
+    "model", metavar="MODEL", help="provider:model, an alias, or `auto` for the automatic choice"
+)
+def cmd_use(magics: MagicsHost, args: argparse.Namespace) -> None:
+    """default model of this kernel (`%llm use auto` to undo)"""
+    model = args.model
     reg = _registry()
     if model.lower() in ("auto", "default", "none"):
         reg.use(None)
@@ -95,27 +100,36 @@ def cmd_use(magics: MagicsHost, argv: list[str]) -> None:
     print(f"Default model: {shown}")
 
 
-def cmd_alias(magics: MagicsHost, argv: list[str]) -> None:
-    name, model = _words(
-        argv, "alias", "NAME MODEL, e.g. %llm alias fast groq:llama-3.3-70b-versatile", 2, 2
-    )
-    _registry().alias(name, model)
-    print(f"{name} → {model}")
+@magic_arguments("llm alias")
+@argument("name", metavar="NAME", help="the new name, e.g. fast")
+@argument("model", metavar="MODEL", help="what it stands for, e.g. groq:llama-3.3-70b-versatile")
+def cmd_alias(magics: MagicsHost, args: argparse.Namespace) -> None:
+    """a short name for a model, e.g. %llm alias fast groq:llama-3.3-70b"""
+    _registry().alias(args.name, args.model)
+    print(f"{args.name} → {args.model}")
 
 
-def cmd_register(magics: MagicsHost, argv: list[str]) -> None:
+@magic_arguments("llm register")
+@argument("name", metavar="NAME", help="the provider name to use in NAME:MODEL")
+@argument("base_url", metavar="BASE_URL", help="the server's API root, e.g. http://gpu-box:8000/v1")
+@argument(
+    "--key-env", dest="key_env", metavar="VAR", help="the environment variable of its API key"
+)
+@argument("--model", default="", metavar="DEFAULT", help="the model NAME alone stands for")
+@argument(
+    "--like",
+    metavar="VENDOR",
+    help="behave as this built-in vendor (its protocol, quirks, media limits, prices): "
+    "for a proxy or gateway in front of it",
+)
+def cmd_register(magics: MagicsHost, args: argparse.Namespace) -> None:
+    """an OpenAI-compatible server (or a proxy --like a vendor), then NAME:MODEL"""
     import os
 
-    parser = _Parser("register", "NAME BASE_URL [--key-env VAR] [--model DEFAULT_MODEL]")
-    parser.add_argument("name")
-    parser.add_argument("base_url")
-    parser.add_argument("--key-env", dest="key_env")
-    parser.add_argument("--model", default="")
-    args = parser.parse_args(argv)
     if args.key_env and not args.key_env.replace("_", "").isalnum():
         raise UsageError(f"--key-env takes an environment variable name; got {args.key_env!r}")
     _registry().register(
-        args.name, args.base_url, api_key_env=args.key_env, default_model=args.model
+        args.name, args.base_url, api_key_env=args.key_env, default_model=args.model, like=args.like
     )
     if args.key_env:
         state = "configured" if os.environ.get(args.key_env, "").strip() else "missing: set it"
@@ -128,8 +142,9 @@ def cmd_register(magics: MagicsHost, argv: list[str]) -> None:
     )
 
 
-def cmd_keys(magics: MagicsHost, argv: list[str]) -> None:
-    _words(argv, "keys", "no arguments", 0, 0)
+@magic_arguments("llm keys")
+def cmd_keys(magics: MagicsHost, args: argparse.Namespace) -> None:
+    """API keys in use (masked), their state and usage"""
     reg = _registry()
     rows = []
     for p in reg.providers():
@@ -158,27 +173,37 @@ def _optional(module: str, attribute: str, feature: str) -> Callable[..., Any]:
     return found
 
 
-def cmd_usage(magics: MagicsHost, argv: list[str]) -> None:
-    _words(argv, "usage", "no arguments", 0, 0)
+@magic_arguments("llm usage")
+def cmd_usage(magics: MagicsHost, args: argparse.Namespace) -> None:
+    """tokens and cost of this kernel by model"""
     usage = _optional("llm_magics._client.usage", "usage", "usage accounting")
     report = usage()
     _show(report)
 
 
-def cmd_cache(magics: MagicsHost, argv: list[str]) -> None:
-    words = _words(argv, "cache", "[stats | clear [MODEL]]", 0, 2) or ["stats"]
-    action, rest = words[0], words[1:]
-    if action == "stats" and not rest:
+@magic_arguments("llm cache")
+@argument(
+    "action",
+    nargs="?",
+    default="stats",
+    choices=["stats", "clear"],
+    metavar="stats|clear",
+    help="stats (default) or clear",
+)
+@argument("model", nargs="?", metavar="MODEL", help="clear only this model's answers")
+def cmd_cache(magics: MagicsHost, args: argparse.Namespace) -> None:
+    """the response cache: its size, or clear it (all, or one MODEL's answers)"""
+    if args.action == "stats":
+        if args.model:
+            raise UsageError(
+                f"%llm cache stats takes no MODEL; to clear one: %llm cache clear {args.model}"
+            )
         _show(_optional("llm_magics._client.registry", "cache_stats", "the response cache")())
-    elif action == "clear":
-        clear = _optional("llm_magics._client.registry", "clear_cache", "the response cache")
-        removed = clear(rest[0]) if rest else clear()
-        what = f" for {rest[0]}" if rest else ""
-        print(f"Removed {removed} cached answer(s){what}.")
-    else:
-        raise UsageError(
-            f"%llm cache: expected stats, clear or clear MODEL; got {' '.join(words)!r}"
-        )
+        return
+    clear = _optional("llm_magics._client.registry", "clear_cache", "the response cache")
+    removed = clear(args.model) if args.model else clear()
+    what = f" for {args.model}" if args.model else ""
+    print(f"Removed {removed} cached answer(s){what}.")
 
 
 def _show(report: Any) -> None:
@@ -201,9 +226,11 @@ def _conversation(magics: MagicsHost, name: str) -> Any:
     return magics.sessions.get(name)
 
 
-def cmd_history(magics: MagicsHost, argv: list[str]) -> None:
-    words = _words(argv, "history", "[NAME]", 0, 1)
-    if not words:
+@magic_arguments("llm history")
+@argument("name", nargs="?", metavar="NAME", help="the session to show")
+def cmd_history(magics: MagicsHost, args: argparse.Namespace) -> None:
+    """a --session conversation (all sessions without NAME)"""
+    if not args.name:
         rows = [
             {"session": c.name, "turns": len(c), "system": (c.system or "")[:60]}
             for c in magics.sessions
@@ -212,27 +239,31 @@ def cmd_history(magics: MagicsHost, argv: list[str]) -> None:
         return
     from IPython.display import display
 
-    md = _conversation(magics, words[0]).to_markdown()
+    md = _conversation(magics, args.name).to_markdown()
     display({"text/markdown": md, "text/plain": md}, raw=True)
 
 
-def cmd_reset(magics: MagicsHost, argv: list[str]) -> None:
-    words = _words(argv, "reset", "[NAME]", 0, 1)
-    if words:
-        _conversation(magics, words[0])
-        magics.sessions.reset(words[0])
-        print(f"Session {words[0]!r} forgotten.")
+@magic_arguments("llm reset")
+@argument("name", nargs="?", metavar="NAME", help="the session to forget")
+def cmd_reset(magics: MagicsHost, args: argparse.Namespace) -> None:
+    """forget one conversation (all without NAME)"""
+    if args.name:
+        _conversation(magics, args.name)
+        magics.sessions.reset(args.name)
+        print(f"Session {args.name!r} forgotten.")
     else:
         names = magics.sessions.reset()
         print(f"Forgot {len(names)} session(s){': ' + ', '.join(names) if names else ''}.")
 
 
-def cmd_export(magics: MagicsHost, argv: list[str]) -> None:
-    parser = _Parser("export", "NAME [--format md|json] [--file PATH]")
-    parser.add_argument("name")
-    parser.add_argument("--format", choices=["md", "json"])
-    parser.add_argument("--file")
-    args = parser.parse_args(argv)
+@magic_arguments("llm export")
+@argument("name", metavar="NAME", help="the session to export")
+@argument(
+    "--format", choices=["md", "json"], help="md or json (default: from --file's suffix, else md)"
+)
+@argument("--file", metavar="PATH", help="write it there instead of printing it")
+def cmd_export(magics: MagicsHost, args: argparse.Namespace) -> None:
+    """a conversation as Markdown or JSON (never any key)"""
     conv = _conversation(magics, args.name)
     text = conv.export(args.file, format=args.format)
     if args.file:
@@ -241,11 +272,17 @@ def cmd_export(magics: MagicsHost, argv: list[str]) -> None:
         print(text)
 
 
-def cmd_help(magics: MagicsHost, argv: list[str]) -> None:
-    print(magics.usage_text)
+@magic_arguments("llm help")
+@argument("command", nargs="?", metavar="COMMAND", help="one command's arguments in full")
+def cmd_help(magics: MagicsHost, args: argparse.Namespace) -> None:
+    """this text (`%llm help COMMAND`: one command in full)"""
+    if args.command is None:
+        print(magics.usage_text)
+        return
+    print(_command(args.command).parser.format_help())
 
 
-_COMMANDS: dict[str, Callable[[MagicsHost, list[str]], None]] = {
+_COMMANDS: dict[str, Any] = {
     "list": cmd_list,
     "models": cmd_models,
     "use": cmd_use,
@@ -264,5 +301,44 @@ _COMMANDS: dict[str, Callable[[MagicsHost, list[str]], None]] = {
 COMMANDS = tuple(_COMMANDS)
 
 
-def run_command(magics: MagicsHost, command: str, argv: list[str]) -> None:
-    _COMMANDS[command](magics, argv)
+def _command(name: str) -> Any:
+    found = _COMMANDS.get(name)
+    if found is None:
+        raise UsageError(
+            f"unknown %llm command {name!r}. Commands: {', '.join(COMMANDS)}. "
+            "To ask a question, use the cell magic: %%llm on the first line, the prompt below."
+        )
+    return found
+
+
+def _usage(command: Any) -> str:
+    # IPython's formatter writes usage as an RST block, "::" then "%" + prog.
+    return " ".join(command.parser.format_usage().split()).removeprefix(":: ")
+
+
+def commands_help() -> str:
+    """The summary of every line command, generated from their parsers."""
+    lines = []
+    for command in _COMMANDS.values():
+        usage = _usage(command)
+        summary = command.parser.description.strip().splitlines()[0]
+        if len(usage) < 34:
+            lines.append(f"    {usage:<34}{summary}")
+        else:
+            lines += [f"    {usage}", f"    {'':<34}{summary}"]
+    return "\n".join(lines)
+
+
+def run_command(magics: MagicsHost, name: str, argv: list[str]) -> None:
+    """Run ``%llm NAME ARGV...``; ``-h``/``--help`` among the words prints its help instead."""
+    command = _command(name)
+    if "-h" in argv or "--help" in argv:
+        print(command.parser.format_help())
+        return
+    try:
+        args = command.parser.parse_args(argv)
+    except UsageError as exc:
+        raise UsageError(
+            f"%llm {name}: {exc}; expected {_usage(command)} (%llm help {name})"
+        ) from None
+    command(magics, args)

@@ -29,6 +29,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Enum, Float, Int, Unicode, observe
 
+from .commands import commands_help, run_command
 from .errors import user_errors
 
 if TYPE_CHECKING:
@@ -70,22 +71,9 @@ reaches the model unchanged. An unknown name is an error, except inside
 code, LaTeX such as \\frac{a}{b}). --raw turns all of this off.
 (The %%llm line itself is expanded by IPython first, as for every magic: $name.)
 
-Line magic::
+Line magic (`%llm help COMMAND` or `%llm COMMAND -h`: one command in full)::
 
-    %llm list                         providers, key status (configured/missing), aliases
-    %llm models [PROVIDER]            models the provider offers (live, where the API lists them)
-    %llm use MODEL                    default model of this kernel (`%llm use auto` to undo)
-    %llm alias NAME MODEL             e.g. %llm alias fast groq:llama-3.3-70b-versatile
-    %llm register NAME BASE_URL [--key-env VAR] [--model DEFAULT]
-                                      an OpenAI-compatible server, then NAME:MODEL
-    %llm keys                         API keys in use (masked), their state and usage
-    %llm usage                        tokens and cost of this kernel by model
-    %llm cache [stats|clear]          the response cache
-    %llm history [NAME]               a --session conversation (all sessions without NAME)
-    %llm reset [NAME]                 forget one conversation (all without NAME)
-    %llm export NAME [--format md|json] [--file PATH]
-                                      a conversation as Markdown or JSON (never any key)
-    %llm help                         this text
+{commands}
 
 Settings (`%config LLMMagics.<name> = value`): default_model, default_format,
 default_system, temperature, max_tokens, stream, update_interval, max_history, show_usage, remote_content.
@@ -243,7 +231,7 @@ class LLMMagics(Magics):
             else:
                 self._cell(line, cell)
 
-    llm.__doc__ = _HELP + "\n" + (llm.__doc__ or "")
+    llm.__doc__ = _HELP.replace("{commands}", commands_help()) + "\n" + (llm.__doc__ or "")
 
     # --- cells ---------------------------------------------------------------------------
 
@@ -291,20 +279,13 @@ class LLMMagics(Magics):
     # --- line commands -------------------------------------------------------------------
 
     def _line(self, line: str) -> None:
-        from .commands import COMMANDS, run_command
-
         try:
             argv = shlex.split(line, posix=True)
         except ValueError as exc:
             raise UsageError(f"cannot read the %llm line ({exc}): check the quotes") from None
-        if not argv or argv[0] in ("help", "-h", "--help"):
+        if not argv or argv in (["help"], ["-h"], ["--help"]):
             print(self.llm.__doc__)
             return
-        if argv[0] not in COMMANDS:
-            raise UsageError(
-                f"unknown %llm command {argv[0]!r}. Commands: {', '.join(COMMANDS)}. "
-                "To ask a question, use the cell magic: %%llm on the first line, the prompt below."
-            )
         run_command(self, argv[0], argv[1:])
 
 

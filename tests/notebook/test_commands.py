@@ -76,7 +76,7 @@ def test_use_overrides_a_configured_default(ip: Any, fake: FakeOpenAI) -> None:
 def test_use_of_an_unknown_model_is_a_usage_error(ip: Any) -> None:
     with pytest.raises(UsageError, match="unknown provider 'nope'"):
         line(ip, "use nope:model")
-    with pytest.raises(UsageError, match=r"%llm use: expected MODEL"):
+    with pytest.raises(UsageError, match=r"%llm use: .*required: MODEL; expected %llm use MODEL"):
         line(ip, "use")
 
 
@@ -110,7 +110,8 @@ def test_register_adds_an_openai_compatible_server_with_its_key_variable(
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        ("register vllm", "the following arguments are required: base_url"),
+        ("register vllm", "the following arguments are required: BASE_URL"),
+        ("register x http://x --like nobody", "like= names a built-in vendor"),
         ("register vllm ftp://x", "base_url must start with http"),
         ("register openai http://x", "cannot register 'openai'"),
         ("register x http://x --key-env 'A B'", "--key-env takes an environment variable name"),
@@ -158,7 +159,9 @@ def test_keys_without_any_key_says_how_to_add_one(ip: Any) -> None:
 def test_usage_totals_the_calls_of_this_kernel(ip: Any, fake: FakeOpenAI) -> None:
     import llm_magics as lm
 
-    reset = getattr(lm, "reset_usage", None) or __import__("llm_magics._client.usage").usage.reset_usage
+    reset = (
+        getattr(lm, "reset_usage", None) or __import__("llm_magics._client.usage").usage.reset_usage
+    )
     reset()
     cell(ip, "--no-cache", "one")
     cell(ip, "--no-cache", "two")
@@ -173,8 +176,10 @@ def test_cache_stats_and_clear(ip: Any, fake: FakeOpenAI) -> None:
     assert out.startswith("Removed 1 cached answer")
     cell(ip, "", "cache me")
     assert len(fake.bodies) == 2, "after clear the same cell asks again"
-    with pytest.raises(UsageError, match="expected stats, clear or clear MODEL"):
+    with pytest.raises(UsageError, match=r"invalid choice: 'flush'.*expected %llm cache"):
         line(ip, "cache flush")
+    with pytest.raises(UsageError, match="cache stats takes no MODEL"):
+        line(ip, "cache stats openai:gpt-4o")
 
 
 # --- sessions ------------------------------------------------------------------------------
@@ -230,7 +235,40 @@ def test_export_writes_markdown_or_json_without_any_key(
 def test_help_and_a_bare_llm_print_the_full_help(ip: Any) -> None:
     for text in ("help", ""):
         out = line(ip, text).stdout
-        assert "%llm register NAME BASE_URL" in out and "--session NAME" in out
+        assert "%llm register [--key-env VAR]" in out and "--session NAME" in out
+
+
+@pytest.mark.parametrize("text", ["help register", "register -h", "register --help"])
+def test_one_commands_help_is_generated_from_its_arguments(ip: Any, text: str) -> None:
+    out = line(ip, text).stdout
+    assert out.lstrip(":\n ").startswith("%llm register [--key-env VAR]")
+    for option in ("NAME", "BASE_URL", "--key-env VAR", "--model DEFAULT", "--like VENDOR"):
+        assert option in out, option
+
+
+def test_every_command_has_a_summary_line_in_the_help(ip: Any) -> None:
+    from llm_magics.notebook.commands import COMMANDS
+
+    out = line(ip, "help").stdout
+    for name in COMMANDS:
+        (row,) = [r for r in out.splitlines() if r.strip().startswith(f"%llm {name}")]
+        assert len(row.split()) > 2, f"%llm {name} has no summary: {row!r}"
+
+
+def test_help_of_an_unknown_command_lists_the_commands(ip: Any) -> None:
+    with pytest.raises(UsageError, match=r"unknown %llm command 'regster'.*register"):
+        line(ip, "help regster")
+
+
+def test_register_like_a_vendor_gives_the_proxy_its_quirks(ip: Any, fake: FakeOpenAI) -> None:
+    out = line(
+        ip, "register gw https://gateway.example/v1 --like openai --model gpt-4o-mini"
+    ).stdout
+    assert "Registered gw" in out
+    from llm_magics._client import registry
+
+    provider = registry.current_registry().client("gw:gpt-4o-mini").provider
+    assert provider.quirks.max_tokens_field == "max_completion_tokens"
 
 
 def test_an_unknown_command_lists_the_commands_and_points_to_the_cell_magic(ip: Any) -> None:
