@@ -27,12 +27,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._client.inputs import to_messages
 from .._core.errors import ConfigError
 from .._core.secrets import scrub
 from .._core.types import MediaPart, Message, Response, TextPart, Usage
+
+if TYPE_CHECKING:
+    from .._client.client import Client
 
 __all__ = ["Conversation", "Conversations", "Turn", "redact_secrets"]
 
@@ -129,7 +132,7 @@ class Conversation:
         return turn
 
     def chat(
-        self, prompt: Any, *, model: str | None = None, client: Any = None, **options: Any
+        self, prompt: Any, *, model: str | None = None, client: Client | None = None, **options: Any
     ) -> Response:
         """Ask with this conversation's history and system prompt, then record the turn."""
         if client is None:
@@ -138,7 +141,7 @@ class Conversation:
             client = current_registry().client(model or self.model)
         if self.system is not None:
             options.setdefault("system", self.system)
-        response: Response = client.chat(self.messages(prompt), **options)
+        response = client.chat(self.messages(prompt), **options)
         self.add(prompt, response)
         return response
 
