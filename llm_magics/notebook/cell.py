@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
@@ -21,6 +21,9 @@ from .._runtime import loop as _loop
 from .display import AnswerView, bundle, extract_code, json_bundle, pump, usage_line
 from .errors import short_error
 from .host import MagicsHost
+
+if TYPE_CHECKING:
+    from .._client.client import Client
 
 __all__ = ["CellRun"]
 
@@ -40,20 +43,45 @@ class CellRun:
 
         __tracebackhide__ = True
         m, args = self.magics, self.args
+        prompt = self.prompt()
+        fmt = args.format or m.default_format
+        options = self.options(fmt)
+        conversation = m.sessions.get(args.session) if args.session else None
+        if conversation is not None:
+            if args.system:
+                conversation.system = args.system
+            elif conversation.system:
+                options["system"] = conversation.system
+        request: Any = (
+            conversation.messages(prompt, max_history=m.max_history) if conversation else prompt
+        )
+        client = registry.current_registry().client(args.model or m.default_model or None)
+        view = AnswerView(fmt, interval=m.update_interval)
+        m.last_view = view
+        response = self.ask(client, request, options, view)
+        value = self.show(response, view, fmt)
+        if conversation is not None:
+            conversation.add(prompt, response)
+        self.store(response, value)
+
+    def prompt(self) -> Any:
+        """The cell's text, rendered (unless --raw), with --image/--audio attached."""
         text = self.cell.strip("\n")
         if not text.strip():
             raise UsageError("the %%llm cell is empty: write the prompt below the %%llm line")
+        args = self.args
         parts: list[str | MediaPart] = (
-            [text] if args.raw else render(text, self.ns, {"Err": m.errors})
+            [text] if args.raw else render(text, self.ns, {"Err": self.magics.errors})
         )
         parts += [self.media(e, "image") for e in args.image]
         parts += [self.media(e, "audio") for e in args.audio]
-        prompt: Any = (
-            parts[0]
-            if len(parts) == 1 and isinstance(parts[0], str)
-            else [TextPart(p) if isinstance(p, str) else p for p in parts]
-        )
-        fmt = args.format or m.default_format
+        if len(parts) == 1 and isinstance(parts[0], str):
+            return parts[0]
+        return [TextPart(p) if isinstance(p, str) else p for p in parts]
+
+    def options(self, fmt: str) -> dict[str, Any]:
+        """The request options from the cell's line and the magics' settings."""
+        m, args = self.magics, self.args
         options: dict[str, Any] = {}
         system = args.system or m.default_system or None
         temperature = args.temperature if args.temperature is not None else m.temperature
@@ -68,25 +96,23 @@ class CellRun:
             options["schema"] = self.value(args.schema, "--schema")
         elif fmt == "json":
             options["json_mode"] = True
-            if "json" not in f"{system or ''} {text}".lower():
+            if "json" not in f"{system or ''} {self.cell}".lower():
                 # OpenAI's JSON mode refuses prompts that never mention JSON.
                 system = f"{system}\n\nAnswer in JSON." if system else "Answer in JSON."
-        conversation = m.sessions.get(args.session) if args.session else None
-        if conversation is not None:
-            if args.system:
-                conversation.system = args.system
-            system = system if args.system else conversation.system or system
         if system:
             options["system"] = system
-        request: Any = (
-            conversation.messages(prompt, max_history=m.max_history) if conversation else prompt
-        )
+        return options
 
-        client = registry.current_registry().client(args.model or m.default_model or None)
-        view = AnswerView(fmt, interval=m.update_interval)
-        m.last_view = view
+    def ask(
+        self, client: Client, request: Any, options: dict[str, Any], view: AnswerView
+    ) -> Response:
+        """The answer, streamed into ``view`` where the provider streams; what arrived before
+        an interrupt, a broken stream or a parse failure is shown and kept in ``_llm``."""
+        __tracebackhide__ = True
         self.started = time.perf_counter()
-        streaming = m.stream and not args.no_stream and client.provider.supports_stream
+        streaming = (
+            self.magics.stream and not self.args.no_stream and client.provider.supports_stream
+        )
         stream = client.astream(request, **options) if streaming else None
         view.start()
         try:
@@ -97,10 +123,10 @@ class CellRun:
                     on_poll=view.tick,
                 )
                 view.text = response.text
-            else:
-                pump(stream, view)
-                assert stream.response is not None
-                response = stream.response
+                return response
+            pump(stream, view)
+            assert stream.response is not None
+            return stream.response
         except KeyboardInterrupt:
             kept = self.keep_partial(client, view, "interrupted")
             raise short_error(
@@ -116,14 +142,17 @@ class CellRun:
             view.text = answer.text
             view.finish(bundle(answer.text, "text"))
             self.store(answer, answer)
-            held = f"_llm and {args.output} hold" if args.output else "_llm holds"
+            held = f"_llm and {self.args.output} hold" if self.args.output else "_llm holds"
             raise short_error(exc, f"{exc.message} ({held} the Response)") from None
         except BaseException:
             view.discard()  # no "…" left standing above the error
             raise
 
+    def show(self, response: Response, view: AnswerView, fmt: str) -> Any:
+        """Finish the view in ``fmt`` and the usage line; returns the value for ``-o``."""
+        m = self.magics
         value: Any = response
-        if args.schema or fmt == "json":
+        if self.args.schema or fmt == "json":
             value = self.finish_json(response, view)
         elif fmt == "code":
             view.finish()
@@ -135,11 +164,9 @@ class CellRun:
 
             first = view.first_delta_at
             display(usage_line(response, first_token=first and first - self.started), raw=True)
-        if conversation is not None:
-            conversation.add(prompt, response)
-        self.store(response, value)
+        return value
 
-    def keep_partial(self, client: Any, view: AnswerView, reason: str) -> int:
+    def keep_partial(self, client: Client, view: AnswerView, reason: str) -> int:
         """Show and store what arrived before an interrupt or a broken stream."""
         partial = Response(
             view.text,
