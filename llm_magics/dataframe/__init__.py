@@ -7,8 +7,9 @@
     df.llm.estimate("Summarise: {review}")               # calls, tokens, USD; sends nothing
 
 Templates: ``{column}`` placeholders, filled once per row with the same safe rules as
-``%%llm`` (see :mod:`llm_magics.dataframe.template` for braces, ``{photo:image}`` media, and the
-``na=`` rule for missing values), or a function ``row -> prompt``.
+``%%llm`` (see :mod:`llm_magics.dataframe.template` for braces and ``{photo:image}`` media, and
+:mod:`llm_magics.dataframe.plan` for the ``na=`` rule for missing values), or a function
+``row -> prompt``.
 
 Outputs (every method returns a new DataFrame; index, order and input columns unchanged;
 an output column that already exists is replaced, like :meth:`DataFrame.assign`):

@@ -13,6 +13,7 @@ from .._core.errors import ConfigError, LLMError
 from .._core.types import OutputSchema, Response
 from .columns import Fields, assign, check_out, object_series, typed
 from .labels import YES_NO, match_label, parse_yes_no
+from .plan import NaRule
 from .run import (
     TEXT_ANSWER_TOKENS,
     ErrorMode,
@@ -23,7 +24,6 @@ from .run import (
     resolve_client,
 )
 from .run import estimate as estimate_call
-from .template import NaRule
 
 __all__ = ["DataFrameLLM", "Estimate", "SeriesLLM"]
 
@@ -135,15 +135,7 @@ class DataFrameLLM:
             + ", ".join(labels)
             + ". Answer with the label only."
         )
-        schema = None
-        if _constrain(constrain, model):
-            schema = {
-                "title": "Label",
-                "type": "object",
-                "properties": {"label": {"type": "string", "enum": list(labels)}},
-                "required": ["label"],
-                "additionalProperties": False,
-            }
+        schema = _label_schema(labels) if _constrain(constrain, model) else None
 
         def convert(response: Response) -> str:
             parsed = response.parsed
@@ -210,53 +202,17 @@ class DataFrameLLM:
         """Per row: keep it or not, and why not decided."""
         if undecided not in ("keep", "drop", "raise"):
             raise ConfigError(f"undecided= takes 'keep', 'drop' or 'raise'; got {undecided!r}")
-        instruction = (
-            "Answer the user's question about the input with one word: yes or no. If the user "
-            "states a condition, answer yes if it holds for the input and no if it does not."
-        )
-        schema = None
-        if _constrain(constrain, model):
-            schema = {
-                "title": "Decision",
-                "type": "object",
-                "properties": {"answer": {"type": "string", "enum": list(YES_NO)}},
-                "required": ["answer"],
-                "additionalProperties": False,
-            }
-
-        def convert(response: Response) -> bool:
-            parsed = response.parsed
-            if isinstance(parsed, Mapping) and "answer" in parsed:
-                return parse_yes_no(str(parsed["answer"]))
-            return parse_yes_no(response.text)
-
+        schema = _decision_schema() if _constrain(constrain, model) else None
         frame = self._frame()
         run = execute(
-            frame, condition, model=model, system=_join_system(system, instruction),
-            schema=schema, convert=convert, recover=lambda r: parse_yes_no(r.text),
+            frame, condition, model=model, system=_join_system(system, _DECIDE_INSTRUCTION),
+            schema=schema, convert=_read_decision, recover=lambda r: parse_yes_no(r.text),
             aliases=self._aliases, options={"temperature": temperature, "max_tokens": max_tokens,
                                             **_run_options(kwargs)},
             label="llm filter", **_engine_kwargs(kwargs),
         )  # fmt: skip
         values, errs = per_row(run)
-        keep = [v is True for v in values]
-        unclear = [i for i, v in enumerate(values) if v is None]
-        if unclear and undecided == "raise":
-            first = "; ".join(f"row {frame.index[i]!r}: {errs[i]}" for i in unclear[:3])
-            raise LLMError(
-                f"filter could not decide {len(unclear)} row(s): {first}. Finished answers are "
-                "cached; undecided='keep' keeps such rows with the reason in a column."
-            )
-        if unclear and undecided == "keep":
-            for i in unclear:
-                keep[i] = True
-            warnings.warn(
-                f"llm filter kept {len(unclear)} row(s) it could not decide; see the "
-                f"{out}_error column (undecided='drop' drops them)",
-                UserWarning,
-                stacklevel=4,
-            )
-        return keep, errs
+        return _settle_undecided(frame.index, values, errs, out, undecided), errs
 
     def estimate(
         self,
@@ -288,6 +244,66 @@ class DataFrameLLM:
             images=images, audio=audio, na=na, aliases=self._aliases, options=options,
             answer_tokens=answer_tokens,
         )  # fmt: skip
+
+
+_DECIDE_INSTRUCTION = (
+    "Answer the user's question about the input with one word: yes or no. If the user "
+    "states a condition, answer yes if it holds for the input and no if it does not."
+)
+
+
+def _label_schema(labels: list[str]) -> dict[str, Any]:
+    """The JSON schema that constrains a classify answer to one of ``labels``."""
+    return {
+        "title": "Label",
+        "type": "object",
+        "properties": {"label": {"type": "string", "enum": list(labels)}},
+        "required": ["label"],
+        "additionalProperties": False,
+    }
+
+
+def _decision_schema() -> dict[str, Any]:
+    """The JSON schema that constrains a filter answer to yes or no."""
+    return {
+        "title": "Decision",
+        "type": "object",
+        "properties": {"answer": {"type": "string", "enum": list(YES_NO)}},
+        "required": ["answer"],
+        "additionalProperties": False,
+    }
+
+
+def _read_decision(response: Response) -> bool:
+    parsed = response.parsed
+    if isinstance(parsed, Mapping) and "answer" in parsed:
+        return parse_yes_no(str(parsed["answer"]))
+    return parse_yes_no(response.text)
+
+
+def _settle_undecided(
+    index: pd.Index, values: list[Any], errs: list[str | None], out: str, undecided: str
+) -> list[bool]:
+    """Per row: keep it or not, with the undecided rows (value None) kept, dropped or
+    raised as ``undecided`` says."""
+    keep = [v is True for v in values]
+    unclear = [i for i, v in enumerate(values) if v is None]
+    if unclear and undecided == "raise":
+        first = "; ".join(f"row {index[i]!r}: {errs[i]}" for i in unclear[:3])
+        raise LLMError(
+            f"filter could not decide {len(unclear)} row(s): {first}. Finished answers are "
+            "cached; undecided='keep' keeps such rows with the reason in a column."
+        )
+    if unclear and undecided == "keep":
+        for i in unclear:
+            keep[i] = True
+        warnings.warn(
+            f"llm filter kept {len(unclear)} row(s) it could not decide; see the "
+            f"{out}_error column (undecided='drop' drops them)",
+            UserWarning,
+            stacklevel=4,  # past this helper, _decide and filter: the caller's line
+        )
+    return keep
 
 
 _ENGINE_KEYS = ("concurrency", "cache", "progress", "errors", "images", "audio", "na")

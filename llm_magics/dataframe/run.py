@@ -27,7 +27,8 @@ from .._core.errors import ConfigError
 from .._core.fmt import markdown_table, money
 from .._core.types import Response, Usage
 from .._runtime import loop as _loop
-from .template import NaRule, Plan, build_plan, materialize
+from .plan import NaRule, Plan, build_plan
+from .template import materialize
 
 __all__ = ["Estimate", "estimate", "execute", "per_row", "resolve_client"]
 
@@ -122,11 +123,7 @@ def execute(
     if not plan.prompts:
         return _Run(plan, None)
     client = resolve_client(model)
-    opts = {k: v for k, v in options.items() if v is not None}
-    if system is not None:
-        opts["system"] = system
-    if schema is not None:
-        opts["schema"] = schema
+    opts = _chat_options(options, system, schema)
     width = concurrency or getattr(client.provider, "max_concurrency", None) or DEFAULT_CONCURRENCY
     stats = BatchStats(total=len(plan.row_job), skipped=len(plan.skipped), model=client.model_id)
     stats.done = stats.skipped
@@ -148,6 +145,16 @@ def execute(
         )
     )
     return _Run(plan, result)
+
+
+def _chat_options(options: dict[str, Any], system: str | None, schema: Any) -> dict[str, Any]:
+    """The options of each chat call: those given (None means not given), system, schema."""
+    opts = {k: v for k, v in options.items() if v is not None}
+    if system is not None:
+        opts["system"] = system
+    if schema is not None:
+        opts["schema"] = schema
+    return opts
 
 
 def per_row(run: _Run) -> tuple[list[Any], list[str | None]]:
@@ -232,41 +239,14 @@ def estimate(
     options: dict[str, Any],
     answer_tokens: int,
 ) -> Estimate:
-    from .._client import registry
-    from .._client.client import Client
-    from .._client.pricing import profile_for
-    from .._client.usage import estimate_request_tokens
-
     plan = build_plan(frame, template, aliases=aliases, images=images, audio=audio, na=na)
-    if isinstance(model, Client):
-        client = model
-    else:  # no key needed to estimate: build the client without the key check
-        reg = registry.current_registry()
-        ref = reg.resolve(model)
-        client = Client(reg.provider(ref.provider), ref.model, cache=reg.cache)
-    opts = {k: v for k, v in options.items() if v is not None}
-    if system is not None:
-        opts["system"] = system
-    if schema is not None:
-        opts["schema"] = schema
+    client = _estimate_client(model)
+    opts = _chat_options(options, system, schema)
     max_tokens = opts.get("max_tokens")
     per_call = min(answer_tokens, max_tokens) if max_tokens else answer_tokens
-    cached = calls = input_tokens = 0
-    for prompt in plan.prompts:
-        request = client.build_request(materialize(prompt), **opts)
-        store = client.cache if cache is True else None
-        if store is not None and store.get(store.key_for(client.provider, request)) is not None:
-            cached += 1
-            continue
-        calls += 1
-        input_tokens += estimate_request_tokens(request, exact=True) - (request.max_tokens or 0)
+    cached, calls, input_tokens = _count_calls(client, plan, opts, cache)
     output_tokens = calls * per_call
-    profile = profile_for(client.provider.name, client.model)
-    usd = usd_max = None
-    if profile is not None and profile.priced:
-        usd = profile.cost(Usage(input_tokens, output_tokens)) if calls else 0.0
-        if max_tokens:
-            usd_max = profile.cost(Usage(input_tokens, calls * max_tokens)) if calls else 0.0
+    usd, usd_max = _prices(client, input_tokens, output_tokens, calls, max_tokens)
     return Estimate(
         model=client.model_id,
         rows=len(frame),
@@ -279,3 +259,49 @@ def estimate(
         usd=usd,
         usd_max=usd_max,
     )
+
+
+def _estimate_client(model: Any) -> Any:
+    """The client of ``model``; no key is needed to estimate, so none is checked."""
+    from .._client import registry
+    from .._client.client import Client
+
+    if isinstance(model, Client):
+        return model
+    reg = registry.current_registry()
+    ref = reg.resolve(model)
+    return Client(reg.provider(ref.provider), ref.model, cache=reg.cache)
+
+
+def _count_calls(
+    client: Any, plan: Plan, opts: dict[str, Any], cache: CacheMode
+) -> tuple[int, int, int]:
+    """Of the plan's prompts: how many are cached, how many would be sent, and the input
+    tokens of those sent (without the max_tokens reserve the key pool's estimate adds)."""
+    from .._client.usage import estimate_request_tokens
+
+    cached = calls = input_tokens = 0
+    for prompt in plan.prompts:
+        request = client.build_request(materialize(prompt), **opts)
+        store = client.cache if cache is True else None
+        if store is not None and store.get(store.key_for(client.provider, request)) is not None:
+            cached += 1
+            continue
+        calls += 1
+        input_tokens += estimate_request_tokens(request, exact=True) - (request.max_tokens or 0)
+    return cached, calls, input_tokens
+
+
+def _prices(
+    client: Any, input_tokens: int, output_tokens: int, calls: int, max_tokens: int | None
+) -> tuple[float | None, float | None]:
+    """USD of the calls, and at most with ``max_tokens``; None when not known."""
+    from .._client.pricing import profile_for
+
+    profile = profile_for(client.provider.name, client.model)
+    usd = usd_max = None
+    if profile is not None and profile.priced:
+        usd = profile.cost(Usage(input_tokens, output_tokens)) if calls else 0.0
+        if max_tokens:
+            usd_max = profile.cost(Usage(input_tokens, calls * max_tokens)) if calls else 0.0
+    return usd, usd_max

@@ -15,40 +15,30 @@ notebook variables:
 * A placeholder naming no column is an error that names it and lists the columns, except inside
   Markdown code (fenced blocks, inline spans), where it stays as written.
 
-Missing values (None, NaN, NaT, pd.NA) follow ``na=``:
+Which rows are sent, with missing values (``na=``), a callable template, and the dedup of
+identical prompts, is planned in :mod:`llm_magics.dataframe.plan`.
 
-* ``"skip"`` (default): a row with a missing value in any column its prompt uses is not sent;
-  its output stays empty and its error column says ``skipped: missing input 'col'``. Prompts
-  with "nan" in them are never what anyone wanted, and they cost money.
-* ``"empty"``: missing text becomes ``""`` and a missing image or audio value is left out; only
-  a row where every referenced value is missing is skipped.
-
-A callable template gets the row (a pandas Series) and returns the prompt: a string, or a list
-of strings and media. Returning None skips the row.
-
-Rendering produces the dedup key of each row: a string, or a tuple of strings and
-:class:`MediaRef` when media are involved. Media are loaded only when the prompt is sent
-(:func:`materialize`), so a 10,000-image column is never in memory at once.
+Rendering produces a row's prompt: a string, or a tuple of strings and :class:`MediaRef` when
+media are involved. Media are loaded only when the prompt is sent (:func:`materialize`), so a
+10,000-image column is never in memory at once.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 import os
 import re
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from .._chat.interpolation import _PLACEHOLDER, code_spans, resolve, to_media_part
 from .._core.errors import ConfigError
 from .._core.types import MediaKind, MediaPart
 
-__all__ = ["MediaRef", "Plan", "RowTemplate", "build_plan", "materialize"]
+__all__ = ["MediaRef", "RowTemplate", "join", "materialize", "unknown_column_message"]
 
-NaRule = Literal["skip", "empty"]
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MEDIA_SPECS: dict[str, MediaKind] = {"image": "image", "audio": "audio"}
 
@@ -160,7 +150,7 @@ class RowTemplate:
                         i = m.end()
                         continue
                     if not any(a <= i < b for a, b in spans):
-                        raise ConfigError(_unknown_message(full, root, columns))
+                        raise ConfigError(unknown_column_message(full, root, columns))
                     buf.append(m.group())  # pasted code keeps its own braces
                     i = m.end()
                     continue
@@ -219,7 +209,8 @@ def _match_special(template: str, i: int, special: list[str]) -> tuple[str, Any,
     return None
 
 
-def _unknown_message(field_text: str, root: str, columns: list[Hashable]) -> str:
+def unknown_column_message(field_text: str, root: str, columns: list[Hashable]) -> str:
+    """The error for ``{field_text}`` naming no column: the nearest name and the columns."""
     shown = [str(c) for c in columns]
     near = difflib.get_close_matches(root, shown, n=1)
     hint = f" Did you mean {{{near[0]}}}?" if near else ""
@@ -267,133 +258,3 @@ def materialize(prompt: Any) -> Any:
         else:
             parts.append(item)
     return parts
-
-
-# --- planning: rows -> unique prompts ------------------------------------------------------
-
-
-@dataclass
-class Plan:
-    """Which unique prompt each row uses (``row_job[r]``, -1 when skipped, with the reason in
-    ``skipped[r]``), and the unique prompts with how many rows share each."""
-
-    prompts: list[Any]
-    weights: list[int]
-    row_job: list[int]
-    skipped: dict[int, str]
-
-
-def build_plan(
-    frame: Any,
-    template: str | Callable[[Any], Any],
-    *,
-    aliases: Mapping[str, Hashable] | None = None,
-    images: Sequence[Hashable] = (),
-    audio: Sequence[Hashable] = (),
-    na: NaRule = "skip",
-    require_fields: bool = True,
-) -> Plan:
-    """Render every row of ``frame`` and deduplicate the prompts."""
-    if na not in ("skip", "empty"):
-        raise ConfigError(f"na= must be 'skip' or 'empty'; got {na!r}")
-    if not frame.columns.is_unique:
-        dupes = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
-        raise ConfigError(
-            f"the DataFrame has duplicate column names ({', '.join(dupes)}); rename them first"
-        )
-    media_cols: list[tuple[Hashable, MediaKind]] = []
-    for kind, cols in (("image", images), ("audio", audio)):
-        for col in [cols] if isinstance(cols, str) else cols:
-            if col not in frame.columns:
-                raise ConfigError(
-                    _unknown_message(str(col), str(col), list(frame.columns)).replace(
-                        "in the template", f"in {kind if kind == 'audio' else 'images'}="
-                    )
-                )
-            media_cols.append((col, kind))  # type: ignore[arg-type]
-    compiled: RowTemplate | None = None
-    if not callable(template):
-        if not isinstance(template, str):
-            raise ConfigError(
-                f"the template must be a string with {{column}} placeholders or a function "
-                f"row -> prompt; got {type(template).__name__}"
-            )
-        compiled = RowTemplate(template, list(frame.columns), aliases=aliases)
-        if require_fields and not compiled.has_fields and not media_cols:
-            raise ConfigError(
-                f"the template {template[:80]!r} uses no column, so every row would get the same "
-                f"answer. Put column names in braces, e.g. {{{frame.columns[0] if len(frame.columns) else 'text'}}}."
-            )
-    used = list(compiled.columns if compiled is not None else []) + [c for c, _ in media_cols]
-    used = list(dict.fromkeys(used))
-    data = {c: frame[c].tolist() for c in used}
-    isna = {c: frame[c].isna().to_numpy() for c in used}
-    key_of: dict[Any, int] = {}
-    prompts: list[Any] = []
-    weights: list[int] = []
-    row_job: list[int] = []
-    skipped: dict[int, str] = {}
-    rows = frame.iterrows() if compiled is None else None
-    for r in range(len(frame)):
-        missing = {c for c in used if isna[c][r]}
-        if missing and (na == "skip" or len(missing) == len(used)):
-            names = ", ".join(repr(str(c)) for c in used if c in missing)
-            skipped[r] = f"skipped: missing input {names}"
-            row_job.append(-1)
-            if rows is not None:
-                next(rows)
-            continue
-        try:
-            if compiled is not None:
-                prompt = compiled.render({c: data[c][r] for c in used}, missing)
-            else:
-                assert rows is not None
-                prompt = _from_callable(template, next(rows)[1])  # type: ignore[arg-type]
-                if prompt is None:
-                    skipped[r] = "skipped: the template function returned None"
-                    row_job.append(-1)
-                    continue
-            extra = [MediaRef.of(kind, data[c][r]) for c, kind in media_cols if c not in missing]
-            if extra:
-                prompt = join([*(prompt if isinstance(prompt, tuple) else [prompt]), *extra])
-            key = _key(prompt)
-        except ValueError as exc:  # a value the template cannot format: that row only
-            skipped[r] = f"{type(exc).__name__}: {exc}"
-            row_job.append(-1)
-            continue
-        job = key_of.get(key)
-        if job is None:
-            job = key_of[key] = len(prompts)
-            prompts.append(prompt)
-            weights.append(0)
-        weights[job] += 1
-        row_job.append(job)
-    return Plan(prompts, weights, row_job, skipped)
-
-
-def _from_callable(fn: Callable[[Any], Any], row: Any) -> Any:
-    prompt = fn(row)
-    if prompt is None or isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, list | tuple):
-        return tuple(prompt)
-    raise ConfigError(
-        f"the template function must return a string, a list of strings and media, or None "
-        f"(to skip the row); it returned a {type(prompt).__name__}"
-    )
-
-
-def _key(prompt: Any) -> Hashable:
-    if isinstance(prompt, str):
-        return prompt
-    key: list[Hashable] = []
-    for item in prompt:
-        if isinstance(item, str | MediaRef):
-            key.append(item)
-        elif isinstance(item, MediaPart):
-            key.append(("h", item.content_hash))
-        elif isinstance(item, Mapping):
-            key.append(json.dumps(item, sort_keys=True, default=str))
-        else:
-            key.append(("id", id(item)))
-    return tuple(key)

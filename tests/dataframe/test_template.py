@@ -11,7 +11,8 @@ import pytest
 from llm_magics import ConfigError
 from llm_magics._core.types import MediaPart
 from llm_magics.dataframe.labels import match_label, parse_yes_no
-from llm_magics.dataframe.template import MediaRef, RowTemplate, build_plan, materialize
+from llm_magics.dataframe.plan import build_plan
+from llm_magics.dataframe.template import MediaRef, RowTemplate, materialize
 
 
 def png_bytes() -> bytes:

@@ -177,11 +177,18 @@ def test_filter_keeps_yes_rows_and_keeps_undecided_rows_flagged(backend: Backend
     replies = {"pizza": "Yes.", "cars": "no", "pasta": "TRUE", "bikes": "False.", "odd": "maybe"}
     backend.answer = lambda prompt, body: replies[prompt.split()[-1].rstrip("?")]
     frame = pd.DataFrame({"topic": list(replies)}, index=[10, 20, 30, 40, 50])
-    with pytest.warns(UserWarning, match="kept 1 row"):
+    with pytest.warns(UserWarning, match="kept 1 row") as caught:
         out = frame.llm.filter(
             "Is this about food: {topic}?", model=client_for(backend), constrain=False,
             progress=False,
         )  # fmt: skip
+    assert caught[0].filename == __file__, "the warning points at the caller's line"
+    with pytest.warns(UserWarning, match="kept 1 row") as caught:
+        kept = frame["topic"].llm.filter(
+            "Is this about food: {topic}?", model=client_for(backend), constrain=False,
+            progress=False,
+        )  # fmt: skip
+    assert caught[0].filename == __file__ and list(kept.index) == [10, 30, 50]
     assert list(out.index) == [10, 30, 50]
     assert out["llm_error"].tolist()[:2] == [None, None]
     assert "not a yes or a no" in out["llm_error"].iloc[2]
