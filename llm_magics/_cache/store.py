@@ -1,13 +1,9 @@
 """The response cache: rerunning a cell costs nothing and answers the same.
 
-Answers are stored with diskcache in ``LLM_MAGICS_CACHE_DIR`` (default: the platform's user
-cache directory, e.g. ``~/.cache/llm_magics``), created owner-only (0o700).
-
-What is stored: JSON bytes only. :class:`JSONDisk` refuses to pickle on write and to unpickle
-on read: diskcache 5.6.3 unpickles any row whose mode column says pickle (CVE-2025-69872), so
-a row planted by someone who could write the directory would run code. Here such a row is a
-miss, reported once in the log, and never executed; the fresh answer then overwrites it.
-Value files are only read from inside the cache directory.
+Answers are stored with diskcache in ``LLM_MAGICS_CACHE_DIR`` (see
+:mod:`llm_magics._cache.config` for the directory, size and expiry settings). What is stored:
+JSON bytes only; :class:`~llm_magics._cache.disk.JSONDisk` never pickles or unpickles, so a
+planted row is a miss, never executed (CVE-2025-69872).
 
 The key is the SHA-256 of the canonical JSON of the provider name and protocol, its base URL,
 and :meth:`~llm_magics._core.types.ChatRequest.fingerprint`: model, messages (media by content
@@ -21,9 +17,9 @@ overwrite), per call ``cache=False``, per cell ``--no-cache``, or per client
 ``lm.client(..., cache=False)``. A streamed answer is stored once complete, and a cache hit
 replays as a stream.
 
-Limits: ``LLM_MAGICS_CACHE_SIZE`` (bytes, or ``500MB``, ``2GB``; default 1GB, oldest entries
-evicted first) and ``LLM_MAGICS_CACHE_TTL`` (seconds, or ``30m``, ``12h``, ``7d``; default:
-no expiry), or the ``size_limit=`` / ``ttl=`` arguments of :class:`ResponseCache`.
+Limits: ``LLM_MAGICS_CACHE_SIZE`` (default 1GB, oldest entries evicted first) and
+``LLM_MAGICS_CACHE_TTL`` (default: no expiry), or the ``size_limit=`` / ``ttl=`` arguments of
+:class:`ResponseCache`.
 
 A value is a flat JSON array (:mod:`llm_magics._cache.codec`) whose ``raw`` is decoded only
 when ``response.raw`` is read; rows of an older format version are quiet misses. Lookups,
@@ -35,29 +31,25 @@ Thread and process safety: one directory may be shared by threads and by process
 kernels): diskcache keeps each entry in SQLite (WAL) and writes values atomically. Writes go
 through one writer thread per cache that commits up to 256 answers as one transaction: an
 answer is readable in this process at once and on disk within 100 ms (a kernel that is killed
-outright may lose the answers of its last 100 ms; a rerun asks for them again); pending answers are flushed before ``stats``/``clear`` and at interpreter exit
-(a Ctrl-C does not stop the writer). Fork safety: a forked child starts its own writer. A failing
-cache never fails a call: errors are logged and the call goes to the provider.
+outright may lose the answers of its last 100 ms; a rerun asks for them again); pending
+answers are flushed before ``stats``/``clear`` and at interpreter exit (a Ctrl-C does not stop
+the writer). Fork safety: a forked child starts its own writer. A failing cache never fails a
+call: errors are logged and the call goes to the provider.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import sqlite3
-import stat
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import diskcache
-from diskcache.core import MODE_BINARY, MODE_RAW, UNKNOWN
 
 from .._core.errors import ConfigError
-from .._core.fmt import markdown_table, size
 from .._core.types import (
     ChatRequest,
     Response,
@@ -71,8 +63,18 @@ from .codec import (
     encode_response,
     request_digest,
 )
+from .config import (
+    ENV_DIR,
+    default_directory,
+    private_directory,
+    size_from_env,
+    ttl_from_env,
+    warn_read_only,
+)
+from .disk import JSONDisk, refuse, refused_count
 from .readonly import NoWriter, ReadOnlyStore
 from .sql import FALLBACK, read_many, read_one
+from .stats import CacheStats
 from .writer import BatchWriter, cache_clock
 
 if TYPE_CHECKING:
@@ -88,117 +90,6 @@ __all__ = [
 
 log = logging.getLogger("llm_magics._cache.store")
 
-DEFAULT_SIZE_LIMIT = 2**30
-ENV_DIR = "LLM_MAGICS_CACHE_DIR"
-ENV_SIZE = "LLM_MAGICS_CACHE_SIZE"
-ENV_TTL = "LLM_MAGICS_CACHE_TTL"
-
-
-class RefusedRow(OSError):
-    """A cache row that is not plain JSON bytes. An OSError, so diskcache treats it as a
-    miss (as it does a value file deleted under it)."""
-
-
-_refused_lock = threading.Lock()
-_refused: dict[str, int] = {}
-
-
-def _refuse(directory: str, why: str) -> RefusedRow:
-    with _refused_lock:
-        count = _refused.get(directory, 0)
-        _refused[directory] = count + 1
-    if count == 0:
-        log.warning(
-            "llm_magics refused a response-cache row in %s (%s): it was not executed and is "
-            "treated as a miss. Someone or something wrote it into the cache directory; if "
-            "you did not expect that, delete the directory.",
-            directory,
-            why,
-        )
-    return RefusedRow(why)
-
-
-class JSONDisk(diskcache.Disk):
-    """A diskcache Disk that stores bytes and strings only and never pickles or unpickles."""
-
-    def put(self, key: Any) -> tuple[Any, bool]:
-        if type(key) not in (str, bytes):
-            raise TypeError(f"cache keys are str or bytes; got {type(key).__name__}")
-        return super().put(key)
-
-    def get(self, key: Any, raw: bool) -> Any:
-        if not raw:
-            raise _refuse(self._directory, "a pickled key")
-        return super().get(key, raw)
-
-    def store(self, value: Any, read: bool, key: Any = UNKNOWN) -> Any:
-        if type(value) is not bytes:
-            raise TypeError(f"the response cache stores JSON bytes; got {type(value).__name__}")
-        return super().store(value, False, key)
-
-    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
-        if mode == MODE_RAW and isinstance(value, bytes | memoryview):
-            return bytes(value)
-        if mode == MODE_BINARY and filename and not read:
-            return super().fetch(mode, self._inside(filename), value, False)
-        raise _refuse(self._directory, f"stored with diskcache mode {mode}, not JSON bytes")
-
-    def remove(self, file_path: str) -> None:
-        try:
-            inside = self._inside(file_path)
-        except RefusedRow:
-            return  # the row goes; the file it named stays untouched
-        super().remove(inside)
-
-    def _inside(self, filename: str) -> str:
-        # A tampered row could name any file on disk (to read it, or to have it deleted on
-        # eviction); value files only ever live under the cache directory.
-        root = os.path.realpath(self._directory)
-        full = os.path.realpath(os.path.join(root, filename))
-        if os.path.commonpath([root, full]) != root or full == root:
-            raise _refuse(self._directory, "a value file outside the cache directory")
-        return os.path.relpath(full, root)
-
-
-@dataclass
-class CacheStats:
-    """``lm.cache_stats()``: what is in the cache and how this kernel used it."""
-
-    directory: str
-    entries: int
-    size_bytes: int
-    size_limit: int
-    ttl: float | None
-    hits: int
-    misses: int
-    writes: int
-    refused: int
-    read_only: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def _lines(self) -> list[tuple[str, str]]:
-        lookups = self.hits + self.misses
-        rate = f" ({self.hits / lookups:.0%} hit rate)" if lookups else ""
-        return [
-            (
-                "directory",
-                self.directory + (" (read-only: answers are not stored)" if self.read_only else ""),
-            ),
-            ("entries", f"{self.entries:,}"),
-            ("size", f"{size(self.size_bytes)} of {size(self.size_limit)}"),
-            ("expiry", f"after {self.ttl:g} s" if self.ttl else "never"),
-            ("this session", f"{self.hits} hits, {self.misses} misses{rate}, {self.writes} writes"),
-            *([("refused rows", str(self.refused))] if self.refused else []),
-        ]
-
-    def __str__(self) -> str:
-        return "\n".join(f"{k:>13}: {v}" for k, v in self._lines())
-
-    def _repr_markdown_(self) -> str:
-        return markdown_table(["response cache", ""], self._lines())
-
 
 class ResponseCache:
     """A JSON-only diskcache of Responses (the protocol of ``_client.ResponseCache``)."""
@@ -211,8 +102,8 @@ class ResponseCache:
         ttl: float | None = None,
     ) -> None:
         path = Path(directory) if directory is not None else default_directory()
-        self.size_limit = size_limit if size_limit is not None else _size_from_env()
-        self.ttl = ttl if ttl is not None else _ttl_from_env()
+        self.size_limit = size_limit if size_limit is not None else size_from_env()
+        self.ttl = ttl if ttl is not None else ttl_from_env()
         if self.ttl is not None and self.ttl <= 0:
             self.ttl = None
         self.directory = path.expanduser()
@@ -221,7 +112,7 @@ class ResponseCache:
         self._store: Any
         self._writer: BatchWriter | NoWriter = NoWriter()
         try:
-            self.directory = _private_directory(self.directory)
+            self.directory = private_directory(self.directory)
             self._store = diskcache.Cache(
                 str(self.directory),
                 disk=JSONDisk,
@@ -235,8 +126,8 @@ class ResponseCache:
         except (sqlite3.Error, diskcache.Timeout, OSError, ConfigError) as exc:
             # A cache is an optimisation: one that cannot be written must not fail a call.
             self.read_only = True
-            self._store = ReadOnlyStore(self.directory, _refuse)
-            _warn_read_only(self.directory, exc)
+            self._store = ReadOnlyStore(self.directory, refuse)
+            warn_read_only(self.directory, exc)
         else:
             self._writer = BatchWriter(self._store, ttl=self.ttl, size_limit=self.size_limit)
         self._lock = threading.Lock()
@@ -351,7 +242,7 @@ class ResponseCache:
             hits=hits,
             misses=misses,
             writes=writes,
-            refused=_refused.get(str(self.directory), 0),
+            refused=refused_count(str(self.directory)),
             read_only=self.read_only,
         )
 
@@ -393,31 +284,13 @@ class ResponseCache:
 
     def _decode(self, data: Any) -> Response | None:
         if not isinstance(data, bytes):
-            _refuse(str(self.directory), f"a {type(data).__name__} value, not JSON bytes")
+            refuse(str(self.directory), f"a {type(data).__name__} value, not JSON bytes")
             return None
         try:
             return decode_response(data)
         except NotAResponse:
-            _refuse(str(self.directory), "a value that is not a cached response")
+            refuse(str(self.directory), "a value that is not a cached response")
             return None
-
-
-_read_only_warned: set[str] = set()
-
-
-def _warn_read_only(directory: Path, exc: BaseException) -> None:
-    """Once per directory and process: the cache can be read but not written."""
-    with _refused_lock:
-        if str(directory) in _read_only_warned:
-            return
-        _read_only_warned.add(str(directory))
-    log.warning(
-        "the response cache %s cannot be written (%s): cached answers are still read from it, "
-        "new ones are not stored. Set %s to a writable directory to cache them.",
-        directory,
-        exc,
-        ENV_DIR,
-    )
 
 
 def _tag_matches(tag: str, wanted: str) -> bool:
@@ -427,79 +300,6 @@ def _tag_matches(tag: str, wanted: str) -> bool:
         return True
     provider, _, model = tag.partition(":")
     return f"{provider}:{undated(model)}" == wanted
-
-
-# --- configuration -----------------------------------------------------------------------
-
-
-def default_directory() -> Path:
-    """``LLM_MAGICS_CACHE_DIR``, else the platform's user cache directory."""
-    configured = os.environ.get(ENV_DIR, "").strip()
-    if configured:
-        return Path(configured).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("llm_magics", appauthor=False))
-
-
-def _private_directory(path: Path) -> Path:
-    try:
-        existed = path.is_dir()
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not existed:
-            os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask; be explicit
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot create the response cache directory {path}: {exc}. Set {ENV_DIR} to a "
-            "writable directory, or pass cache=False."
-        ) from exc
-    if existed:
-        mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            log.warning(
-                "the response cache directory %s is readable by other users (mode %o); "
-                "`chmod 700` it unless you share it on purpose",
-                path,
-                stat.S_IMODE(mode),
-            )
-    return path
-
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
-_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def _size_from_env() -> int:
-    raw = os.environ.get(ENV_SIZE, "").strip()
-    if not raw:
-        return DEFAULT_SIZE_LIMIT
-    match = _SIZE.match(raw)
-    if not match:
-        raise ConfigError(
-            f"{ENV_SIZE}={raw!r} is not a size; write bytes or a number with a unit, "
-            "e.g. 500MB or 2GB"
-        )
-    unit = (match.group(2) or "").lower()[:1]
-    size = int(float(match.group(1)) * _SIZE_UNITS[unit])
-    if size < 2**16:
-        raise ConfigError(f"{ENV_SIZE}={raw!r} is too small; use at least 64KB")
-    return size
-
-
-def _ttl_from_env() -> float | None:
-    raw = os.environ.get(ENV_TTL, "").strip()
-    if not raw:
-        return None
-    match = _DURATION.match(raw)
-    if not match:
-        raise ConfigError(
-            f"{ENV_TTL}={raw!r} is not a duration; write seconds or a number with s, m, h, d "
-            "or w, e.g. 3600 or 7d (0 or empty: never expire)"
-        )
-    seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
-    return seconds or None
 
 
 # --- the kernel's cache ------------------------------------------------------------------
@@ -512,7 +312,7 @@ def default_cache() -> ResponseCache:
     """The cache of the current ``LLM_MAGICS_CACHE_DIR`` (and size/TTL settings), opened on
     first use and shared after that."""
     directory = default_directory()
-    settings = (str(directory), _size_from_env(), _ttl_from_env())
+    settings = (str(directory), size_from_env(), ttl_from_env())
     with _defaults_lock:
         found = _defaults.get(settings)
         if found is None:

@@ -38,191 +38,30 @@ injectable, so tests never wait for real.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import math
-import os
-import re
 import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .._core.errors import AuthenticationError, ConfigError
 from .._core.fmt import markdown_table
 from .._core.secrets import APIKey
 from .._runtime.waits import announce
+from .key_state import MINUTE, KeyState
+from .limits import NO_LIMITS, RateLimits, limits_from_env, shared_limits
 
-__all__ = ["KeyPool", "RateLimits"]
+__all__ = ["MINUTE", "KeyPool", "RateLimits"]
 
 log = logging.getLogger("llm_magics._client.keys")
 
 COOLDOWN_START = 60.0
 COOLDOWN_MAX = 3600.0
-MINUTE = 60.0
-DAY = 86_400.0
 #: Extra seconds a minute-window slot stays taken. The provider counts a request when it
 #: arrives, we count it when we send it; the margin absorbs the difference in transit time.
 DEFAULT_MARGIN = 1.0
-LEARNED_LIMIT_TTL = 600.0
 _MIN_LEARNED = 2
-
-
-@dataclass(frozen=True)
-class RateLimits:
-    """Per-key limits: requests per minute, requests per day, tokens per minute (None: no
-    limit known)."""
-
-    rpm: int | None = None
-    rpd: int | None = None
-    tpm: int | None = None
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError(f"rate limit {f.name} must be a positive integer; got {value!r}")
-
-    def or_else(self, other: RateLimits) -> RateLimits:
-        """Each limit from ``self`` when set, else from ``other``."""
-        if other == _NO_LIMITS or self == other:
-            return self
-        return RateLimits(
-            self.rpm if self.rpm is not None else other.rpm,
-            self.rpd if self.rpd is not None else other.rpd,
-            self.tpm if self.tpm is not None else other.tpm,
-        )
-
-
-_NO_LIMITS = RateLimits()
-
-
-@functools.lru_cache(maxsize=256)
-def _limits(rpm: int | None, rpd: int | None, tpm: int | None) -> RateLimits:
-    return RateLimits(rpm, rpd, tpm)
-
-
-@functools.lru_cache(maxsize=64)
-def env_prefix(provider: str) -> str:
-    """``GROQ`` for ``groq``; any character that cannot appear in a variable name becomes _."""
-    return re.sub(r"[^A-Z0-9_]", "_", provider.upper())
-
-
-def limits_from_env(provider: str) -> RateLimits:
-    """``<P>_RPM_LIMIT``, ``<P>_RPD_LIMIT``, ``<P>_TPM_LIMIT``; a bad value is a ConfigError
-    naming the variable."""
-    names = _limit_env_names(provider)
-    return _parse_env_limits(provider, tuple(os.environ.get(n, "") for n in names))
-
-
-@functools.lru_cache(maxsize=64)
-def _limit_env_names(provider: str) -> tuple[str, str, str]:
-    prefix = env_prefix(provider)
-    return (f"{prefix}_RPM_LIMIT", f"{prefix}_RPD_LIMIT", f"{prefix}_TPM_LIMIT")
-
-
-# Called on every acquire(): the parse is cached by the variables' raw values, so a changed
-# environment still takes effect at once.
-@functools.lru_cache(maxsize=256)
-def _parse_env_limits(provider: str, raws: tuple[str, ...]) -> RateLimits:
-    found: dict[str, int | None] = {}
-    for kind, name, text in zip(
-        ("rpm", "rpd", "tpm"), _limit_env_names(provider), raws, strict=True
-    ):
-        raw = text.strip()
-        if not raw:
-            found[kind] = None
-            continue
-        try:
-            value = int(raw)
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise ConfigError(
-                f"{name}={raw!r} is not a positive whole number; set it to the {kind.upper()} "
-                f"limit of one {provider} key (e.g. {name}=30) or unset it."
-            )
-        found[kind] = value
-    return RateLimits(**found)
-
-
-@dataclass
-class _KeyState:
-    key: APIKey
-    cooldown_until: float = 0.0
-    strikes: int = 0
-    dead: bool = False
-    requests: int = 0
-    rate_limited: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    learned_rpm: int | None = None
-    learned_at: float = 0.0
-    last_429: float = float("-inf")
-    # Send times of the requests of the last minute (+ margin), oldest first.
-    minute: deque[float] = field(default_factory=deque)
-    # [time, tokens] of the last minute; an entry is a reservation until record() settles it.
-    tokens: deque[list[float]] = field(default_factory=deque)
-    token_sum: float = 0.0
-    pending: deque[list[float]] = field(default_factory=deque)
-    # [bucket start, requests] per clock minute of the last day.
-    day: deque[list[float]] = field(default_factory=deque)
-    day_count: int = 0
-
-    def prune(self, now: float, span: float) -> None:
-        cutoff = now - span
-        while self.minute and self.minute[0] <= cutoff:
-            self.minute.popleft()
-        while self.tokens and self.tokens[0][0] <= cutoff:
-            self.token_sum -= self.tokens.popleft()[1]
-        while self.pending and self.pending[0][0] <= cutoff:
-            self.pending.popleft()
-        while self.day and self.day[0][0] + MINUTE <= now - DAY:
-            self.day_count -= int(self.day.popleft()[1])
-        if self.learned_rpm is not None and now - self.learned_at > LEARNED_LIMIT_TTL:
-            self.learned_rpm = None
-
-    def ready_at(self, now: float, limits: RateLimits, tokens: int, span: float) -> float:
-        """The earliest time this key has headroom for one more request of ``tokens``."""
-        ready = max(now, self.cooldown_until)
-        rpm = limits.rpm if limits.rpm is not None else self.learned_rpm
-        if rpm is not None and len(self.minute) >= rpm:
-            ready = max(ready, self.minute[len(self.minute) - rpm] + span)
-        if limits.rpd is not None and self.day_count >= limits.rpd:
-            excess = self.day_count - limits.rpd + 1
-            for start, count in self.day:
-                excess -= int(count)
-                if excess <= 0:
-                    ready = max(ready, start + MINUTE + DAY)
-                    break
-        if limits.tpm is not None and self.token_sum + tokens > limits.tpm:
-            # A request larger than the whole budget waits for an empty window, then goes.
-            need = self.token_sum + min(tokens, limits.tpm) - limits.tpm
-            for stamp, used in self.tokens:
-                need -= used
-                if need <= 0:
-                    ready = max(ready, stamp + span)
-                    break
-            else:
-                if self.tokens:
-                    ready = max(ready, self.tokens[-1][0] + span)
-        return ready
-
-    def take(self, now: float, tokens: int) -> None:
-        self.requests += 1
-        self.minute.append(now)
-        entry = [now, float(tokens)]
-        self.tokens.append(entry)
-        self.pending.append(entry)
-        self.token_sum += tokens
-        start = math.floor(now / MINUTE) * MINUTE
-        if self.day and self.day[-1][0] == start:
-            self.day[-1][1] += 1
-        else:
-            self.day.append([start, 1])
-        self.day_count += 1
 
 
 class KeyPool:
@@ -245,10 +84,10 @@ class KeyPool:
             raise ConfigError(f"a key pool for {provider} needs at least one key")
         self.provider = provider
         self.env = env
-        self.limits = limits or _NO_LIMITS
+        self.limits = limits or NO_LIMITS
         self.learn = learn
         self.margin = margin
-        self._states = [_KeyState(APIKey(k, env)) for k in keys]
+        self._states = [KeyState(APIKey(k, env)) for k in keys]
         self._next = 0
         self._clock = clock
         self._sleep = sleep
@@ -260,7 +99,7 @@ class KeyPool:
     def __repr__(self) -> str:
         return f"KeyPool({self.provider!r}, {len(self)} keys)"
 
-    def _state(self, key: APIKey) -> _KeyState:
+    def _state(self, key: APIKey) -> KeyState:
         for s in self._states:
             if s.key is key:
                 return s
@@ -278,7 +117,7 @@ class KeyPool:
 
             profile = profile_for(self.provider, model)
             if profile is not None:
-                found = found.or_else(_limits(profile.rpm, profile.rpd, profile.tpm))
+                found = found.or_else(shared_limits(profile.rpm, profile.rpd, profile.tpm))
         return found
 
     async def acquire(self, estimated_tokens: int = 0, *, model: str | None = None) -> APIKey:
@@ -295,7 +134,7 @@ class KeyPool:
                 now = self._clock()
                 n = len(self._states)
                 wake = math.inf
-                first: _KeyState | None = None
+                first: KeyState | None = None
                 for offset in range(n):
                     index = (self._next + offset) % n
                     state = self._states[index]
@@ -322,7 +161,7 @@ class KeyPool:
                 announced = reason
             await self._sleep(max(wake - now, 0.001))
 
-    def _why_waiting(self, state: _KeyState | None, now: float, limits: RateLimits) -> str:
+    def _why_waiting(self, state: KeyState | None, now: float, limits: RateLimits) -> str:
         """Why the key that is ready first is not ready now (the lock is held)."""
         if state is None:
             return f"no {self.provider} key is ready"

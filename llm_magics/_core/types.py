@@ -7,20 +7,19 @@ only ever see these types.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .errors import ConfigError
+from .media_part import MediaKind, MediaPart
+from .schema import OutputSchema
 
 Role = Literal["system", "user", "assistant", "tool"]
-MediaKind = Literal["image", "audio", "document"]
 
 __all__ = [
     "ChatRequest",
+    "MediaKind",
     "MediaPart",
     "Message",
     "OutputSchema",
@@ -90,108 +89,8 @@ class ToolSpec:
 
 
 @dataclass(frozen=True)
-class OutputSchema:
-    """A structured-output request: the JSON schema, and the pydantic model to parse into."""
-
-    name: str
-    json_schema: dict[str, Any]
-    model: Any = field(default=None, compare=False, repr=False)
-
-    @classmethod
-    def from_user(cls, schema: Any) -> OutputSchema:
-        if isinstance(schema, OutputSchema):
-            return schema
-        if isinstance(schema, Mapping):
-            js = dict(schema)
-            return cls(str(js.get("title") or "output"), js)
-        schema_fn = getattr(schema, "model_json_schema", None)
-        if callable(schema_fn):
-            return cls(getattr(schema, "__name__", "output"), schema_fn(), schema)
-        raise ConfigError(
-            f"schema= takes a pydantic model class or a JSON-schema dict, got {type(schema).__name__}."
-        )
-
-    def parse(self, text: str) -> Any:
-        """Parse the model's JSON answer; into the pydantic model when one was given."""
-        payload = _extract_json(text)
-        if self.model is not None:
-            return self.model.model_validate(payload)
-        return payload
-
-
-def _extract_json(text: str) -> Any:
-    # Small models sometimes wrap JSON in a Markdown fence or add prose around it.
-    stripped = text.strip()
-    try:
-        return json.loads(stripped)
-    except ValueError:
-        pass
-    for opener, closer in (("{", "}"), ("[", "]")):
-        start, end = stripped.find(opener), stripped.rfind(closer)
-        if start != -1 and end > start:
-            try:
-                return json.loads(stripped[start : end + 1])
-            except ValueError:
-                continue
-    raise ValueError(f"the model's answer is not JSON: {text[:200]!r}")
-
-
-@dataclass(frozen=True)
 class TextPart:
     text: str
-
-
-class MediaPart:
-    """An image, audio clip or document inside a message, as bytes or a remote URL.
-
-    ``content_hash`` identifies the content (used in cache keys) without the bytes.
-    :mod:`llm_magics._media.objects` builds these from paths, arrays, PIL images and figures.
-    """
-
-    __slots__ = ("_hash", "data", "filename", "kind", "mime_type", "url")
-
-    def __init__(
-        self,
-        kind: MediaKind,
-        mime_type: str,
-        *,
-        data: bytes | None = None,
-        url: str | None = None,
-        filename: str | None = None,
-    ) -> None:
-        if data is None and url is None:
-            raise ValueError("MediaPart needs data or url")
-        self.kind = kind
-        self.mime_type = mime_type
-        self.data = data
-        self.url = url
-        self.filename = filename
-        self._hash: str | None = None
-
-    @property
-    def content_hash(self) -> str:
-        if self._hash is None:
-            digest = hashlib.sha256(self.data if self.data is not None else str(self.url).encode())
-            self._hash = digest.hexdigest()
-        return self._hash
-
-    def b64(self) -> str:
-        if self.data is None:
-            raise ValueError("this media part is a URL; it has no bytes to encode")
-        return base64.b64encode(self.data).decode("ascii")
-
-    def data_url(self) -> str:
-        return f"data:{self.mime_type};base64,{self.b64()}"
-
-    def __repr__(self) -> str:
-        where = f"{len(self.data)} bytes" if self.data is not None else self.url
-        return f"MediaPart({self.kind}, {self.mime_type}, {where})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, MediaPart) and other.content_hash == self.content_hash
-
-    def __hash__(self) -> int:
-        return hash(self.content_hash)
 
 
 Part = TextPart | MediaPart
@@ -288,6 +187,35 @@ class ChatRequest:
         return {k: v for k, v in full.items() if not _unset(v)}
 
 
+class _LazyRaw:
+    """The ``raw`` field of :class:`Response`, decoded from its JSON text when first read.
+
+    A descriptor, so an answer can carry the JSON text its ``raw`` comes from: a cached
+    answer decodes it only when someone reads ``raw`` (decoding it on every cache hit was a
+    third of the cost of a hit), and a fresh answer is cached without encoding ``raw`` again.
+    The value lives in the instance's ``__dict__`` (as ``_raw``, or still as the text in
+    ``_raw_json``), so equality, ``dataclasses.replace`` and pickling see a plain field.
+    """
+
+    def __get__(self, response: Response | None, owner: type | None = None) -> Any:
+        if response is None:
+            return self
+        state = response.__dict__
+        if "_raw" not in state:
+            text = state.get("_raw_json")
+            state["_raw"] = None if text is None else json.loads(text)
+        return state["_raw"]
+
+    def __set__(self, response: Response, value: Any) -> None:
+        if value is self:  # the dataclass __init__ passes the field's default: this object
+            value = None
+        response.__dict__.pop("_raw_json", None)
+        response.__dict__["_raw"] = value
+
+    def __repr__(self) -> str:
+        return "None"  # the default this object stands for, as help(Response) shows it
+
+
 @dataclass
 class Response:
     """One answer. ``str(response)`` is its text; in a notebook it renders as Markdown."""
@@ -300,7 +228,7 @@ class Response:
     tool_calls: list[ToolCall] = field(default_factory=list)
     parsed: Any = None
     cached: bool = False
-    raw: Any = field(default=None, repr=False)
+    raw: Any = field(default=_LazyRaw(), repr=False)
     cost: float | None = None
     latency: float | None = None
 
@@ -348,26 +276,6 @@ class Response:
             raw=data.get("raw"),
             cost=data.get("cost"),
         )
-
-
-# ``raw`` is a property over the field of that name, so an answer can carry the JSON text
-# its ``raw`` comes from: a cached answer decodes it only when someone reads ``raw`` (decoding
-# it on every cache hit was a third of the cost of a hit), and a fresh answer is cached
-# without encoding ``raw`` again.
-def _get_raw(self: Response) -> Any:
-    state = self.__dict__
-    if "_raw" not in state:
-        text = state.get("_raw_json")
-        state["_raw"] = None if text is None else json.loads(text)
-    return state["_raw"]
-
-
-def _set_raw(self: Response, value: Any) -> None:
-    self.__dict__.pop("_raw_json", None)
-    self.__dict__["_raw"] = value
-
-
-Response.raw = property(_get_raw, _set_raw)
 
 
 def response_with_raw_json(response: Response, raw_json: str | bytes | None) -> Response:

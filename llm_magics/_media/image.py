@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import io
 import math
-import struct
 from typing import Any
 
 from .._core.errors import ConfigError
+from .image_header import header_size
 
 __all__ = [
     "JPEG_QUALITY",
@@ -197,7 +197,7 @@ def image_size(data: bytes, mime: str) -> tuple[int, int] | None:
     try:
         from PIL import Image as PILImage
     except ImportError:
-        return _header_size(data, mime)
+        return header_size(data, mime)
     if mime in _HEIF_MIMES:
         _register_heif(required=False)
     try:
@@ -205,40 +205,7 @@ def image_size(data: bytes, mime: str) -> tuple[int, int] | None:
             width, height = img.size
             return int(width), int(height)
     except Exception:
-        return _header_size(data, mime)
-
-
-def _header_size(data: bytes, mime: str) -> tuple[int, int] | None:
-    try:
-        if mime == "image/png" and data[12:16] == b"IHDR":
-            w, h = struct.unpack(">II", data[16:24])
-            return int(w), int(h)
-        if mime == "image/gif":
-            w, h = struct.unpack("<HH", data[6:10])
-            return int(w), int(h)
-        if mime == "image/jpeg":
-            return _jpeg_size(data)
-    except struct.error:
-        return None
-    return None
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    pos = 2
-    while pos + 9 < len(data):
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            pos += 2
-            continue
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            h, w = struct.unpack(">HH", data[pos + 5 : pos + 9])
-            return int(w), int(h)
-        pos += 2 + length
-    return None
+        return header_size(data, mime)
 
 
 # --- fitting into a provider's limits -----------------------------------------------------
@@ -262,37 +229,15 @@ def fit_image(
     ``max_bytes`` becomes a JPEG, and a JPEG that is still over is scaled down further.
     Animated GIFs become a PNG of their first frame (no provider documents animation).
     """
-    size = image_size(data, mime)
-    reasons: list[str] = []
-    if mime not in accepted:
-        reasons.append(f"{who} does not take {mime}")
-    if size is not None and max_side and max(size) > max_side:
-        reasons.append(f"it is {size[0]}x{size[1]} px, over {max_side} px on its long side")
-    if size is not None and max_pixels and size[0] * size[1] > max_pixels:
-        reasons.append(f"it has {size[0] * size[1]:,} pixels, over {max_pixels:,}")
-    if len(data) > max_bytes:
-        reasons.append(f"it is {_mb(len(data))}, over the {_mb(max_bytes)} limit")
-    animated = mime == "image/gif" and _is_animated(data)
-    if animated:
-        reasons.append("it is an animated GIF")
+    reasons = _reasons_to_refit(
+        data, mime, accepted, max_side=max_side, max_pixels=max_pixels, max_bytes=max_bytes, who=who
+    )
     if not reasons:
         return None
     pil = require_pil(f"sending {what} to {who} ({'; '.join(reasons)})")
     if mime in _HEIF_MIMES:
         _register_heif(required=True, what=what)
-    from PIL import ImageOps
-
-    with pil.open(io.BytesIO(data)) as opened:
-        opened.seek(0)
-        width, height = opened.size
-        turned = opened.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF says: rotate 90
-        full = (height, width) if turned else (width, height)
-        target = _scaled(full, max_side, max_pixels, 1.0)
-        if opened.format == "JPEG" and target != full:
-            # Let libjpeg decode at 1/2, 1/4 or 1/8 scale (never below the target): a 20 MP
-            # photo then costs a fraction of a full decode.
-            opened.draft(None, (target[1], target[0]) if turned else target)
-        img = ImageOps.exif_transpose(_working_mode(opened))
+    img, full, target = _open_upright(pil, data, max_side, max_pixels)
     photo = mime in _PHOTO_MIMES
     for attempt in range(12):
         sized = img if target == img.size else img.resize(target, pil.Resampling.LANCZOS)
@@ -307,6 +252,54 @@ def fit_image(
         target = _scaled(full, max_side, max_pixels, 0.75 ** (attempt + 1))
         photo = True
     raise ConfigError(f"{what} cannot be made smaller than {_mb(max_bytes)} for {who}")
+
+
+def _reasons_to_refit(
+    data: bytes,
+    mime: str,
+    accepted: frozenset[str],
+    *,
+    max_side: int | None,
+    max_pixels: int | None,
+    max_bytes: int,
+    who: str,
+) -> list[str]:
+    """Why ``data`` cannot be sent to ``who`` as it is (empty when it can)."""
+    size = image_size(data, mime)
+    reasons: list[str] = []
+    if mime not in accepted:
+        reasons.append(f"{who} does not take {mime}")
+    if size is not None and max_side and max(size) > max_side:
+        reasons.append(f"it is {size[0]}x{size[1]} px, over {max_side} px on its long side")
+    if size is not None and max_pixels and size[0] * size[1] > max_pixels:
+        reasons.append(f"it has {size[0] * size[1]:,} pixels, over {max_pixels:,}")
+    if len(data) > max_bytes:
+        reasons.append(f"it is {_mb(len(data))}, over the {_mb(max_bytes)} limit")
+    animated = mime == "image/gif" and _is_animated(data)
+    if animated:
+        reasons.append("it is an animated GIF")
+    return reasons
+
+
+def _open_upright(
+    pil: Any, data: bytes, max_side: int | None, max_pixels: int | None
+) -> tuple[Any, tuple[int, int], tuple[int, int]]:
+    """The first frame of ``data`` in a working mode, turned as its EXIF says; its full
+    (upright) size; and the size that fits the limits."""
+    from PIL import ImageOps
+
+    with pil.open(io.BytesIO(data)) as opened:
+        opened.seek(0)
+        width, height = opened.size
+        turned = opened.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF says: rotate 90
+        full = (height, width) if turned else (width, height)
+        target = _scaled(full, max_side, max_pixels, 1.0)
+        if opened.format == "JPEG" and target != full:
+            # Let libjpeg decode at 1/2, 1/4 or 1/8 scale (never below the target): a 20 MP
+            # photo then costs a fraction of a full decode.
+            opened.draft(None, (target[1], target[0]) if turned else target)
+        img = ImageOps.exif_transpose(_working_mode(opened))
+    return img, full, target
 
 
 def _scaled(

@@ -29,21 +29,19 @@ from __future__ import annotations
 import base64
 import html
 import os
-import threading
-from pathlib import Path
 from typing import Any, ClassVar
 
 from .._core.errors import ConfigError, LLMError
 from .._core.types import MediaKind, MediaPart
 from . import audio as _audio
 from . import image as _image
-from .prepare import POLICIES, MediaPolicy, human_size, policy_for, prepare_part
+from .media_object import MediaObject, checked_kind, prepare_part_for
+from .prepare import POLICIES, MediaPolicy, policy_for
 from .sniff import (
     decode_data_url,
     is_ipython_display,
     is_ndarray,
     is_pil,
-    kind_phrase,
     media_part_from_bytes,
     resolve_path,
     sniff_mime,
@@ -65,140 +63,7 @@ _PREVIEW_SIDE = 192
 _MAX_INLINE_PREVIEW = 8_000_000
 
 
-class _Media:
-    """What Image and Audio share: a source, bytes read on first use, one MediaPart."""
-
-    kind: ClassVar[MediaKind]
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._data: bytes | None = None
-        self._path: Path | None = None
-        self._url: str | None = None
-        self._part: MediaPart | None = None
-        self._fetched: MediaPart | None = None
-        self._trusted = False  # encoded here, so not sniffed/decoded again
-        self.filename: str | None = None
-        self.source = ""
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Picklable (DataFrames of images are pickled and deep-copied); the lock is not.
-        state = self.__dict__.copy()
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
-
-    def _copy_from(self, other: _Media) -> None:
-        with other._lock:
-            self._data, self._path, self._url = other._data, other._path, other._url
-            self._part, self._trusted = other._part, other._trusted
-        self.filename, self.source = other.filename, other.source
-
-    def _from_part(self, part: MediaPart) -> None:
-        if part.kind != self.kind:
-            raise ConfigError(f"this MediaPart is {part.kind} ({part.mime_type}), not {self.kind}")
-        self._data, self._url, self.filename = part.data, part.url, part.filename
-        self._part = part if part.data is not None else None
-        self.source = "MediaPart"
-
-    def _set_bytes(self, data: bytes | bytearray | memoryview, source: str) -> None:
-        self._data = bytes(data)
-        self.source = source
-
-    def _set_path(self, src: str | os.PathLike[str]) -> None:
-        self._path = resolve_path(src, self.kind)
-        self.filename = self._path.name
-        self.source = str(src)
-
-    def _what(self) -> str:
-        if self._path is not None:
-            return f"{self.kind} file {str(self._path)!r}"
-        if self._url is not None:
-            return f"the {self.kind} at {self._url}"
-        return f"the {self.kind} from {self.source}"
-
-    # --- content ---------------------------------------------------------------------------
-
-    def prepared_for(self, provider: Any) -> MediaPart:
-        """What ``provider`` (a name like ``"anthropic"``, a Provider or a Client) would
-        receive for this media: downloaded, converted and downscaled to its limits. Sends
-        nothing; blocks while the pixels or samples are worked on."""
-        return prepare_for(self, provider, kind=self.kind)
-
-    def to_media_part(self) -> MediaPart:
-        """The neutral part providers encode (computed once; checked from the content)."""
-        part = self._part
-        if part is not None:
-            return part
-        with self._lock:
-            if self._part is None:
-                self._part = self._make_part()
-            return self._part
-
-    def _make_part(self) -> MediaPart:
-        if self._data is None and self._path is None and self._url is not None:
-            return MediaPart(self.kind, f"{self.kind}/*", url=self._url)
-        data = self._data if self._data is not None else self._read()
-        if self._trusted:
-            mime = sniff_mime(data) or "application/octet-stream"
-            return MediaPart(self.kind, mime, data=data, filename=self.filename)
-        return media_part_from_bytes(
-            data, what=self._what(), kind=self.kind, filename=self.filename
-        )
-
-    def _read(self) -> bytes:
-        assert self._path is not None
-        try:
-            return self._path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"cannot read {self._what()}: {exc}") from exc
-
-    @property
-    def data(self) -> bytes:
-        """The bytes (a URL is downloaded on first access, with the shared HTTP client)."""
-        part = self.to_media_part()
-        if part.data is not None:
-            return part.data
-        # The part stays a URL (its hash is the cache key); the download is kept beside it.
-        if self._fetched is None:
-            from .._runtime import loop as _loop
-            from .prepare import fetch_url
-
-            self._fetched = _loop.run(fetch_url(str(part.url), self.kind))
-        return self._fetched.data or b""
-
-    @property
-    def mime_type(self) -> str:
-        """The MIME type, sniffed from the content."""
-        return sniff_mime(self.data) or self.to_media_part().mime_type
-
-    @property
-    def url(self) -> str | None:
-        return self._url
-
-    @property
-    def content_hash(self) -> str:
-        """sha256 of the bytes (of the URL for a URL not downloaded), as in cache keys."""
-        return self.to_media_part().content_hash
-
-    def __repr__(self) -> str:
-        part = self._part
-        shown = f"{self.source[:80]!r}"
-        if part is not None and part.data is not None:
-            return f"{type(self).__name__}({shown}, {part.mime_type}, {human_size(len(part.data))})"
-        return f"{type(self).__name__}({shown})"
-
-    def _caption(self, part: MediaPart, details: list[str]) -> str:
-        name = [self.filename] if self.filename else []
-        size = [human_size(len(part.data))] if part.data is not None else []
-        text = " · ".join([type(self).__name__, part.mime_type, *details, *size, *name])
-        return f'<figcaption style="font-size:smaller">{html.escape(text)}</figcaption>'
-
-
-class Image(_Media):
+class Image(MediaObject):
     """An image for a prompt: ``lm.Image("cat.png")``, ``lm.Image(url)``, ``lm.Image(fig)``,
     ``lm.Image(array)``, ``lm.Image(pil_image)``, ``lm.Image(IPython.display.Image(...))``,
     ``lm.Image(png_bytes)``. In a notebook it shows a thumbnail."""
@@ -289,7 +154,7 @@ class Image(_Media):
         )
 
 
-class Audio(_Media):
+class Audio(MediaObject):
     """Audio for a prompt or for ``client.transcribe``: ``lm.Audio("talk.wav")``,
     ``lm.Audio(samples, rate=16_000)``, ``lm.Audio(flac_bytes)``,
     ``lm.Audio(IPython.display.Audio(...))``. In a notebook it shows a player."""
@@ -386,7 +251,7 @@ def as_media_part(source: Any, kind: MediaKind | None = None) -> MediaPart:
     DataFrame cell holding a path, URL or bytes."""
     if isinstance(source, MediaPart):
         part = source
-    elif isinstance(source, _Media) or callable(getattr(source, "to_media_part", None)):
+    elif isinstance(source, MediaObject) or callable(getattr(source, "to_media_part", None)):
         part = source.to_media_part()
     elif kind == "image":
         part = Image(source).to_media_part()
@@ -394,11 +259,7 @@ def as_media_part(source: Any, kind: MediaKind | None = None) -> MediaPart:
         part = Audio(source).to_media_part()
     else:
         part = _guess(source, kind)
-    if kind is not None and part.kind != kind:
-        raise ConfigError(
-            f"expected {kind_phrase(kind)}, got {kind_phrase(part.kind)} ({part.mime_type})"
-        )
-    return part
+    return checked_kind(part, kind)
 
 
 def _guess(source: Any, kind: MediaKind | None) -> MediaPart:
@@ -444,8 +305,4 @@ def _guess(source: Any, kind: MediaKind | None) -> MediaPart:
 def prepare_for(source: Any, provider: Any, *, kind: MediaKind | None = None) -> MediaPart:
     """What ``provider`` (a name like ``"anthropic"``, a Provider or a Client) would receive
     for ``source``: downloaded, converted and downscaled to its limits. Blocking."""
-    from .._runtime import loop as _loop
-
-    target = getattr(provider, "provider", provider)  # a Client holds its Provider
-    part = as_media_part(source, kind)
-    return _loop.run(prepare_part(part, policy_for(target)))
+    return prepare_part_for(as_media_part(source, kind), provider)

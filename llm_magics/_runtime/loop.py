@@ -76,43 +76,18 @@ def run(
     to unwind (so cleanup such as cache writes and closing streams happens), then re-raises
     KeyboardInterrupt.
     """
-    if in_loop_thread():
-        coro.close()
-        raise RuntimeError(
-            "a synchronous llm_magics call was made from inside its own event loop; "
-            "use the async method (achat, astream, aembed) there instead"
-        )
+    _refuse_inside_the_loop(coro)
     started, finished = threading.Event(), threading.Event()
     waits: queue.SimpleQueue[Wait] = queue.SimpleQueue()
-
-    async def tracked() -> T:
-        # Cancelling the concurrent future returns at once; this tells when the coroutine
-        # itself has finished unwinding.
-        started.set()
-        try:
-            if on_wait is None:
-                return await coro
-            with listening(waits.put):
-                return await coro
-        finally:
-            finished.set()
-
-    future = asyncio.run_coroutine_threadsafe(tracked(), get_loop())
+    listener = None if on_wait is None else waits.put
+    future = asyncio.run_coroutine_threadsafe(
+        _tracked(coro, started, finished, listener), get_loop()
+    )
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        # Wait in short slices: a blocking wait is not woken by a simulated interrupt
-        # (_thread.interrupt_main, some frontends), only by a real signal.
+        _wait_in_slices(future, deadline, waits, on_wait, on_poll)
         # (Never catch TimeoutError around future.result(): on 3.11+ it is the builtin, which
         # our own lm.TimeoutError subclasses, so a request timeout would look like "not yet".)
-        while not future.done():
-            remaining = _POLL if deadline is None else min(_POLL, deadline - time.monotonic())
-            if remaining <= 0:
-                raise _LoopTimeout()
-            concurrent.futures.wait([future], remaining)
-            while on_wait is not None and not waits.empty():
-                on_wait(waits.get_nowait())
-            if on_poll is not None:
-                on_poll()
         return future.result()
     except KeyboardInterrupt:
         future.cancel()
@@ -122,6 +97,58 @@ def run(
     except _LoopTimeout:
         future.cancel()
         raise concurrent.futures.TimeoutError() from None
+
+
+def _refuse_inside_the_loop(coro: Coroutine[Any, Any, Any]) -> None:
+    """A sync call from the loop thread would wait for itself forever: refuse it."""
+    if in_loop_thread():
+        coro.close()
+        raise RuntimeError(
+            "a synchronous llm_magics call was made from inside its own event loop; "
+            "use the async method (achat, astream, aembed) there instead"
+        )
+
+
+async def _tracked(
+    coro: Coroutine[Any, Any, T],
+    started: threading.Event,
+    finished: threading.Event,
+    listener: Callable[[Wait], None] | None,
+) -> T:
+    """``coro``, telling when it started and when it has finished unwinding.
+
+    Cancelling the concurrent future returns at once; ``finished`` tells when the coroutine
+    itself is done. ``listener`` receives the waits it announces."""
+    started.set()
+    try:
+        if listener is None:
+            return await coro
+        with listening(listener):
+            return await coro
+    finally:
+        finished.set()
+
+
+def _wait_in_slices(
+    future: concurrent.futures.Future[Any],
+    deadline: float | None,
+    waits: queue.SimpleQueue[Wait],
+    on_wait: Callable[[Wait], None] | None,
+    on_poll: Callable[[], None] | None,
+) -> None:
+    """Wait for ``future`` in short slices, handing over waits and polling in between.
+
+    A blocking wait is not woken by a simulated interrupt (_thread.interrupt_main, some
+    frontends), only by a real signal. Raises _LoopTimeout at ``deadline``."""
+    while not future.done():
+        remaining = _POLL if deadline is None else min(_POLL, deadline - time.monotonic())
+        if remaining <= 0:
+            raise _LoopTimeout()
+        concurrent.futures.wait([future], remaining)
+        while on_wait is not None and not waits.empty():
+            on_wait(waits.get_nowait())
+        if on_poll is not None:
+            on_poll()
 
 
 class _LoopTimeout(Exception):
