@@ -23,22 +23,20 @@ The rule, written for people who paste code into prompts:
   figure, ``IPython.display.Image``/``Audio``, a ``MediaPart``) becomes a media part of the
   message at that position instead of text.
 
-:class:`ErrorLog` records the errors of recent cells so prompts can say ``{Err[-1]}``.
+:class:`ErrorLog` (:mod:`llm_magics._chat.errorlog`) records the errors of recent cells so
+prompts can say ``{Err[-1]}``.
 Nothing in this module imports IPython; it works on plain mappings.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import traceback
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from .._core.errors import ConfigError
-from .._core.secrets import scrub
 from .._core.types import MediaKind, MediaPart
+from .errorlog import ErrorLog, ErrorRecord
 
 __all__ = [
     "ErrorLog",
@@ -180,8 +178,7 @@ def render(
     """
     out: list[str | MediaPart] = []
     buf: list[str] = []
-    spans = code_spans(template)
-    span_i = 0
+    in_code = _CodeCursor(code_spans(template))
     i, n = 0, len(template)
     while i < n:
         ch = template[i]
@@ -190,46 +187,80 @@ def render(
             buf.append(template[i:nxt])
             i = nxt
             continue
-        if template.startswith("{{", i):
-            escaped = _PLACEHOLDER.match(template, i + 1)
-            if escaped is not None and template.startswith("}", escaped.end()):
-                buf.append(escaped.group())  # {{name}} -> {name}
-                i = escaped.end() + 1
-                continue
+        escaped = _escaped_placeholder(template, i)
+        if escaped is not None:
+            buf.append(escaped.group())  # {{name}} -> {name}
+            i = escaped.end() + 1
+            continue
         match = _PLACEHOLDER.match(template, i) if ch == "{" else None
         if match is None:
             buf.append(ch)
             i += 1
             continue
-        while span_i < len(spans) and spans[span_i][1] <= i:
-            span_i += 1
-        in_code = span_i < len(spans) and spans[span_i][0] <= i < spans[span_i][1]
-        try:
-            value = resolve(match["field"], namespace, extras)
-        except UnknownNameError as exc:
-            if in_code:
-                buf.append(match.group())
-                i = match.end()
-                continue
-            raise UnknownNameError(
-                f"{{{match['field']}}} in the prompt: no variable named {exc.name!r} in the "
-                f"notebook. Define it first, or write {{{{{match['field']}}}}} for literal braces "
-                "(unknown names inside ``` code blocks, `inline code` and $math$ stay as written; "
-                "%%llm --raw turns interpolation off).",
-                exc.name,
-            ) from None
-        media = None if match["conv"] or match["spec"] else to_media_part(value)
-        if media is not None:
-            if buf:
-                out.append("".join(buf))
-                buf = []
-            out.append(media)
+        value = _placeholder_value(match, namespace, extras, in_code.covers(i))
+        if value is _MISSING:
+            buf.append(match.group())  # an unknown name inside code or math stays as written
         else:
-            buf.append(_format(value, match))
+            media = None if match["conv"] or match["spec"] else to_media_part(value)
+            if media is not None:
+                _flush(buf, out)
+                out.append(media)
+            else:
+                buf.append(_format(value, match))
         i = match.end()
+    _flush(buf, out)
+    return _merge(out)
+
+
+class _CodeCursor:
+    """Whether offsets, asked in increasing order, fall inside code or math: one pass over
+    the spans of :func:`code_spans`."""
+
+    def __init__(self, spans: list[tuple[int, int]]) -> None:
+        self._spans = spans
+        self._next = 0
+
+    def covers(self, offset: int) -> bool:
+        spans = self._spans
+        while self._next < len(spans) and spans[self._next][1] <= offset:
+            self._next += 1
+        return self._next < len(spans) and spans[self._next][0] <= offset < spans[self._next][1]
+
+
+def _escaped_placeholder(template: str, i: int) -> re.Match[str] | None:
+    """The placeholder inside ``{{...}}`` starting at ``i`` (the escape), else None."""
+    if template.startswith("{{", i):
+        escaped = _PLACEHOLDER.match(template, i + 1)
+        if escaped is not None and template.startswith("}", escaped.end()):
+            return escaped
+    return None
+
+
+def _placeholder_value(
+    match: re.Match[str],
+    namespace: Mapping[str, Any],
+    extras: Mapping[str, Any] | None,
+    in_code: bool,
+) -> Any:
+    """The value of a placeholder; ``_MISSING`` for an unknown name inside code or math."""
+    try:
+        return resolve(match["field"], namespace, extras)
+    except UnknownNameError as exc:
+        if in_code:
+            return _MISSING
+        raise UnknownNameError(
+            f"{{{match['field']}}} in the prompt: no variable named {exc.name!r} in the "
+            f"notebook. Define it first, or write {{{{{match['field']}}}}} for literal braces "
+            "(unknown names inside ``` code blocks, `inline code` and $math$ stay as written; "
+            "%%llm --raw turns interpolation off).",
+            exc.name,
+        ) from None
+
+
+def _flush(buf: list[str], out: list[str | MediaPart]) -> None:
     if buf:
         out.append("".join(buf))
-    return _merge(out)
+        buf.clear()
 
 
 def _next_brace(text: str, start: int) -> int:
@@ -301,92 +332,3 @@ def to_media_part(value: Any, kind: MediaKind | None = None) -> MediaPart | None
         return media.as_media_part(value, kind=kind)
     except ConfigError as exc:
         raise PromptError(str(exc)) from None
-
-
-# --- recent errors, for {Err[-1]} ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ErrorRecord:
-    """One failed cell: ``str()`` is a readable traceback (cell frames only, no colours)."""
-
-    execution_count: int | None
-    type: str
-    message: str
-    traceback: str
-    cell: str = ""
-
-    def __str__(self) -> str:
-        return self.traceback
-
-    @classmethod
-    def from_exception(
-        cls, exc: BaseException, execution_count: int | None = None, cell: str = ""
-    ) -> ErrorRecord:
-        te = traceback.TracebackException.from_exception(exc)
-        frames = [f for f in te.stack if not _is_machinery_frame(f.filename)]
-        te.stack = traceback.StackSummary.from_list(frames)
-        lines = list(te.format())
-        if not frames and lines and lines[0].startswith("Traceback"):
-            lines = lines[1:]
-        # {Err[-1]} sends this text to a model: no key the package knows may be in it, even
-        # one raised by code that is not ours.
-        text = scrub("".join(lines).rstrip())
-        return cls(execution_count, type(exc).__name__, scrub(str(exc)), text, cell)
-
-
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)).replace("\\", "/") + "/"
-_MACHINERY = (
-    "/IPython/core/",
-    "/IPython/utils/",
-    "/concurrent/futures/",
-    "/asyncio/",
-    "/contextlib.py",
-)
-
-
-def _is_machinery_frame(filename: str) -> bool:
-    """Frames of IPython, this package and the thread/loop plumbing between them tell the
-    model nothing about the user's bug."""
-    normalized = filename.replace("\\", "/")
-    return normalized.startswith(_PACKAGE_DIR) or any(m in normalized for m in _MACHINERY)
-
-
-class ErrorLog:
-    """The errors of recent cells, newest last.
-
-    ``log[-1]`` is the latest error, ``log[-2]`` the one before; ``log[7]`` the error of cell
-    7 (like ``Out[7]``). Thread safety: written from the kernel's main thread only.
-    """
-
-    def __init__(self, limit: int = 50) -> None:
-        self.limit = limit
-        self._records: list[ErrorRecord] = []
-
-    def record(self, record: ErrorRecord) -> None:
-        self._records.append(record)
-        del self._records[: -self.limit]
-
-    def __len__(self) -> int:
-        return len(self._records)
-
-    def __iter__(self) -> Iterator[ErrorRecord]:
-        return iter(self._records)
-
-    def __getitem__(self, key: int) -> ErrorRecord:
-        if not isinstance(key, int):
-            raise TypeError("Err takes -1 (latest error), -2, ... or a cell number")
-        if not self._records:
-            raise IndexError("no cell has failed yet in this kernel")
-        if key < 0:
-            if -key > len(self._records):
-                raise IndexError(f"only {len(self._records)} error(s) recorded")
-            return self._records[key]
-        for rec in reversed(self._records):
-            if rec.execution_count == key:
-                return rec
-        counts = ", ".join(str(r.execution_count) for r in self._records[-10:])
-        raise KeyError(f"cell {key} did not fail (recent failed cells: {counts})")
-
-    def __repr__(self) -> str:
-        return f"ErrorLog({len(self)} errors)"

@@ -95,6 +95,16 @@ def test_err_gives_a_readable_traceback_of_the_latest_failure(ip: Any, fake: Fak
     assert magics_of(ip).errors[-1].cell.startswith("def load(d):")
 
 
+def test_err_of_a_failure_inside_the_package_shows_the_users_frames_only(
+    ip: Any, fake: FakeOpenAI
+) -> None:
+    with capture_output():
+        ip.run_cell("import llm_magics as lm\nlm.client('nowhere:model')", store_history=True)
+    text = sent(ip, fake, "{Err[-1]}")
+    assert "lm.client('nowhere:model')" in text and "unknown provider 'nowhere'" in text
+    assert "llm_magics/" not in text.replace("\\", "/"), "no frames of this package"
+
+
 def test_err_counts_back_through_several_failures(ip: Any, fake: FakeOpenAI) -> None:
     with capture_output():
         ip.run_cell("1 / 0")
