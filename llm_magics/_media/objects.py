@@ -36,7 +36,7 @@ from .._core.types import MediaKind, MediaPart
 from . import audio as _audio
 from . import image as _image
 from .media_object import MediaObject, checked_kind, prepare_part_for
-from .prepare import POLICIES, MediaPolicy, policy_for
+from .prepare import MediaPolicies, MediaPolicy, policy_for
 from .sniff import (
     decode_data_url,
     is_ipython_display,
@@ -48,9 +48,9 @@ from .sniff import (
 )
 
 __all__ = [
-    "POLICIES",
     "Audio",
     "Image",
+    "MediaPolicies",
     "MediaPolicy",
     "as_media_part",
     "media_part_from_bytes",

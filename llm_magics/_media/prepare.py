@@ -13,13 +13,14 @@ For each media part it:
 * downscales images over the provider's long-side or pixel limit, keeping the aspect ratio,
   and re-encodes anything over its byte limit (PNG to JPEG quality 85, then smaller).
 
-The numbers live in :data:`POLICIES` (one :class:`MediaPolicy` per provider), each with the
-source it comes from. Users may replace an entry, e.g.
-``POLICIES["ollama"] = dataclasses.replace(POLICIES["ollama"], max_side=1024)``; a provider
+The numbers come from the vendor catalog (one :class:`MediaPolicy` per vendor, each with the
+source it comes from) into the kernel's :class:`MediaPolicies`, a part of the session where a
+user may replace an entry for this kernel, e.g. ``policies = SESSION.get(MediaPolicies);
+policies["ollama"] = dataclasses.replace(policies["ollama"], max_side=1024)``; a provider
 instance may also carry its own ``media_policy`` attribute.
 
-Thread safety: the policy table is read-only in normal use; pixel work runs in a worker
-thread so the package loop keeps serving other requests.
+Thread safety: the policy table is read-only in normal use (replacing an entry is one dict
+store); pixel work runs in a worker thread so the package loop keeps serving other requests.
 """
 
 from __future__ import annotations
@@ -30,21 +31,28 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._core.errors import ConfigError, TimeoutError
+from .._core.session import SESSION
 from .._core.types import ChatRequest, MediaKind, MediaPart, Message
 from ..providers.catalog import DEFAULT_POLICY, MB, VENDORS, MediaPolicy
 from . import audio as _audio
 from . import image as _image
 from .sniff import media_part_from_bytes
 
-__all__ = ["POLICIES", "MediaPolicy", "fetch_url", "policy_for", "prepare_media", "prepare_part"]
+__all__ = ["MediaPolicies", "MediaPolicy", "fetch_url", "policy_for", "prepare_media", "prepare_part"]
 
 #: Largest download accepted for one image or audio URL.
 MAX_FETCH_BYTES = 50 * MB
 FETCH_TIMEOUT = 60.0
 
-#: The media limits of each vendor that publishes them (from the vendor catalog). A user may
-#: replace an entry for this process, e.g. ``POLICIES["ollama"] = dataclasses.replace(...)``.
-POLICIES: dict[str, MediaPolicy] = {v.name: v.media for v in VENDORS.values() if v.media}
+
+
+class MediaPolicies(dict[str, MediaPolicy]):
+    """The media limits of this kernel by provider name (a part of the session): those of each
+    vendor that publishes them, from the catalog, unless a user replaced one."""
+
+    def __init__(self) -> None:
+        super().__init__((v.name, v.media) for v in VENDORS.values() if v.media)
+
 # Custom servers registered with these protocols get that protocol's limits.
 _BY_PROTOCOL = ("anthropic", "gemini", "ollama")
 
@@ -53,21 +61,22 @@ def policy_for(provider: Any) -> MediaPolicy:
     """The limits for a Provider instance or a provider name (a MediaPolicy is returned as is)."""
     if isinstance(provider, MediaPolicy):
         return provider
+    policies = SESSION.get(MediaPolicies)
     if isinstance(provider, str):
-        found = POLICIES.get(provider)
+        found = policies.get(provider)
         return found if found is not None else dataclasses.replace(DEFAULT_POLICY, label=provider)
     own = getattr(provider, "media_policy", None)
     if isinstance(own, MediaPolicy):
         return own
     name = str(getattr(provider, "name", ""))
     vendor = getattr(provider, "vendor", None)
-    if name not in POLICIES and vendor is not None and vendor.media is not None:
+    if name not in policies and vendor is not None and vendor.media is not None:
         return vendor.media  # a server registered like= a vendor
-    if name in POLICIES:
-        return POLICIES[name]
+    if name in policies:
+        return policies[name]
     protocol = str(getattr(provider, "protocol", ""))
-    if protocol in _BY_PROTOCOL and protocol in POLICIES:
-        return dataclasses.replace(POLICIES[protocol], label=name or POLICIES[protocol].label)
+    if protocol in _BY_PROTOCOL and protocol in policies:
+        return dataclasses.replace(policies[protocol], label=name or policies[protocol].label)
     return dataclasses.replace(DEFAULT_POLICY, label=name or DEFAULT_POLICY.label)
 
 

@@ -13,7 +13,8 @@ from PIL import Image as PILImage
 
 import llm_magics as lm
 from llm_magics._media import objects as media
-from llm_magics._media.prepare import DEFAULT_POLICY, policy_for
+from llm_magics._core.session import SESSION
+from llm_magics._media.prepare import DEFAULT_POLICY, MediaPolicies, policy_for
 from tests.media_support import decode_image, encoded_audio, image_bytes, serve, tone, wav_of
 
 # 20 megapixels, a phone photo's shape.
@@ -44,6 +45,16 @@ def test_a_20_megapixel_photo_is_downscaled_to_the_providers_long_side_keeping_i
     assert (part.mime_type, img.format, img.size) == ("image/jpeg", "JPEG", size)
     assert abs(size[0] / size[1] - PHOTO_W / PHOTO_H) < 0.002
     assert len(part.data or b"") <= policy_for(provider).max_image_bytes
+
+
+def test_a_kernels_own_media_limit_applies_until_the_session_is_reset() -> None:
+    policies = SESSION.get(MediaPolicies)
+    policies["ollama"] = dataclasses.replace(policies["ollama"], max_side=512)
+    part = media.prepare_for(image_bytes(2000, 1000), "ollama")
+    assert decode_image(part.data or b"").size == (512, 256)
+    SESSION.reset()
+    assert policy_for("ollama").max_side == 2048
+    assert media.prepare_for(image_bytes(2000, 1000), "ollama").data == image_bytes(2000, 1000)
 
 
 def test_an_image_within_the_limits_is_sent_byte_for_byte() -> None:
