@@ -25,21 +25,29 @@ import os
 import re
 from collections.abc import Callable
 
-__all__ = ["allow_remote", "remote_allowed", "safe_html", "safe_markdown"]
+from .session import SESSION
 
-_allowed: bool | None = None
+__all__ = ["RemoteContent", "allow_remote", "remote_allowed", "safe_html", "safe_markdown"]
+
+
+class RemoteContent:
+    """Whether this kernel lets answers load remote content (a part of the session); None
+    leaves it to ``LLM_MAGICS_REMOTE_CONTENT``."""
+
+    def __init__(self) -> None:
+        self.allowed: bool | None = None
 
 
 def allow_remote(value: bool | None) -> None:
     """Let answers load remote images and resources (True), or not (False); None goes back
     to ``LLM_MAGICS_REMOTE_CONTENT``."""
-    global _allowed
-    _allowed = value
+    SESSION.get(RemoteContent).allowed = value
 
 
 def remote_allowed() -> bool:
-    if _allowed is not None:
-        return _allowed
+    allowed = SESSION.get(RemoteContent).allowed
+    if allowed is not None:
+        return allowed
     return os.environ.get("LLM_MAGICS_REMOTE_CONTENT", "").strip().lower() in ("1", "true", "yes")
 
 

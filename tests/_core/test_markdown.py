@@ -4,7 +4,6 @@ renders. Local and data: images still show; code is left alone; a setting turns 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,11 +19,8 @@ EXFIL = "https://evil.example/collect?q=SECRET"
 
 
 @pytest.fixture(autouse=True)
-def _default_setting(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _default_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LLM_MAGICS_REMOTE_CONTENT", raising=False)
-    allow_remote(None)
-    yield
-    allow_remote(None)
 
 
 @pytest.mark.parametrize(
