@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import builtins
+import functools
 import keyword
 import shlex
 import weakref
@@ -29,7 +30,6 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Enum, Float, Int, Unicode, observe
 
-from .commands import commands_help, run_command
 from .errors import user_errors
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ __all__ = ["FORMATS", "LLMMagics", "load_ipython_extension", "unload_ipython_ext
 
 FORMATS = ("markdown", "text", "code", "json", "html")
 
+_SEE_HELP = "    (`%llm help` lists them)"
 _HELP = """\
 Ask a language model; the cell is the prompt and the answer streams in as Markdown.
 
@@ -157,8 +158,8 @@ class LLMMagics(Magics):
 
     @property
     def usage_text(self) -> str:
-        """The help of ``%llm``: the docstring of the magic."""
-        return type(self).llm.__doc__ or ""
+        """The help of ``%llm``, with every line command's usage."""
+        return _full_help()
 
     @property
     def _shell(self) -> Any:
@@ -231,7 +232,7 @@ class LLMMagics(Magics):
             else:
                 self._cell(line, cell)
 
-    llm.__doc__ = _HELP.replace("{commands}", commands_help()) + "\n" + (llm.__doc__ or "")
+    llm.__doc__ = _HELP.replace("{commands}", _SEE_HELP) + "\n" + (llm.__doc__ or "")
 
     # --- cells ---------------------------------------------------------------------------
 
@@ -279,14 +280,29 @@ class LLMMagics(Magics):
     # --- line commands -------------------------------------------------------------------
 
     def _line(self, line: str) -> None:
+        from .commands import run_command
+
         try:
             argv = shlex.split(line, posix=True)
         except ValueError as exc:
             raise UsageError(f"cannot read the %llm line ({exc}): check the quotes") from None
         if not argv or argv in (["help"], ["-h"], ["--help"]):
-            print(self.llm.__doc__)
+            print(self.usage_text)
             return
         run_command(self, argv[0], argv[1:])
+
+
+@functools.cache
+def _full_help() -> str:
+    """The help of the magic with every line command's usage, generated from their parsers
+    on first read (so %load_ext does not build twelve parsers)."""
+    from .commands import commands_help
+
+    return (LLMMagics.llm.__doc__ or "").replace(_SEE_HELP, commands_help())
+
+
+# IPython's `%%llm?` asks an object for getdoc() before reading __doc__.
+LLMMagics.llm.getdoc = _full_help
 
 
 _loaded: weakref.WeakKeyDictionary[Any, LLMMagics] = weakref.WeakKeyDictionary()

@@ -127,14 +127,14 @@ def test_a_bad_config_value_is_refused_by_traitlets(
     assert magics_of(ip).default_format == "markdown"
 
 
-def test_loading_the_extension_imports_no_heavy_module() -> None:
+def test_loading_the_extension_imports_no_heavy_module_nor_builds_the_command_parsers() -> None:
     code = (
         "import sys\n"
         "from IPython.core.interactiveshell import InteractiveShell\n"
         "ip = InteractiveShell.instance()\n"
         "ip.run_line_magic('load_ext', 'llm_magics')\n"
-        "heavy = [m for m in ('httpx2', 'pandas', 'numpy', 'PIL', 'ipywidgets', 'diskcache')"
-        " if m in sys.modules]\n"
+        "heavy = [m for m in ('httpx2', 'pandas', 'numpy', 'PIL', 'ipywidgets', 'diskcache',"
+        " 'llm_magics.notebook.commands') if m in sys.modules]\n"
         "print(heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
