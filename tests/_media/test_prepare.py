@@ -12,8 +12,8 @@ import pytest
 from PIL import Image as PILImage
 
 import llm_magics as lm
-from llm_magics._media import objects as media
 from llm_magics._core.session import SESSION
+from llm_magics._media import objects as media
 from llm_magics._media.prepare import DEFAULT_POLICY, MediaPolicies, policy_for
 from tests.media_support import decode_image, encoded_audio, image_bytes, serve, tone, wav_of
 
