@@ -2,7 +2,14 @@
 JSON requests and streaming requests, SSE and NDJSON parsing. Errors are translated by
 :mod:`llm_magics._runtime.http_errors`, the one boundary.
 
-httpx2 is imported lazily (it costs ~100 ms), so ``import llm_magics`` stays light.
+The AsyncClient sends through aiohttp's HTTP stack (:mod:`llm_magics._runtime.aiohttp_transport`,
+half the CPU per request of httpx2's pure-Python pool); ``LLM_MAGICS_HTTP=httpx2`` switches
+back to httpx2's own pool. Read when a loop's client is made, so set it before the first
+request. httpx2 and aiohttp are imported lazily (they cost ~100 ms), so ``import llm_magics``
+stays light.
+
+Lifecycle: the pooled clients close cleanly, with no "Unclosed client session": those of a
+loop run by ``asyncio.run`` when it shuts down its async generators, the others at exit.
 
 Thread safety: :func:`get_client` may be called from any thread; each event loop gets its own
 AsyncClient (an AsyncClient must not be shared across loops).
@@ -11,18 +18,21 @@ AsyncClient (an AsyncClient must not be shared across loops).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import builtins
 import contextlib
 import functools
 import json
+import os
 import sys
 import threading
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._core import errors
+from .._core.settings import load_dotenv_once
 from .http_errors import ErrorContext, error_from_response, translate_transport_errors
 
 if TYPE_CHECKING:
@@ -88,8 +98,13 @@ def _get_client_slow(loop: asyncio.AbstractEventLoop, transport: Any) -> httpx2.
         key = id(transport)
         client = per_loop.get(key)
         if client is None or client.is_closed:
+            sender = transport
+            if transport is None and _backend() == "aiohttp":
+                from .aiohttp_transport import AiohttpTransport
+
+                sender = AiohttpTransport(max_connections=256, keepalive_expiry=60.0)
             client = httpx2.AsyncClient(
-                transport=transport,
+                transport=sender,
                 # Enough sockets for concurrency 64 x a few hosts, with keep-alive long
                 # enough to survive the gaps between cells.
                 limits=httpx2.Limits(
@@ -100,8 +115,82 @@ def _get_client_slow(loop: asyncio.AbstractEventLoop, transport: Any) -> httpx2.
                 trust_env=True,
             )
             per_loop[key] = client
+            if sender is not transport:
+                _POOLED.track(loop, client)
         _last_client = (weakref.ref(loop), transport, client)
         return client
+
+
+_BACKENDS = ("aiohttp", "httpx2")
+
+
+def _backend() -> str:
+    """Which HTTP stack sends: ``LLM_MAGICS_HTTP`` (aiohttp unless it says httpx2)."""
+    load_dotenv_once()
+    chosen = os.environ.get("LLM_MAGICS_HTTP", "").strip().lower() or "aiohttp"
+    if chosen not in _BACKENDS:
+        raise errors.ConfigError(
+            f"LLM_MAGICS_HTTP must be aiohttp (the default) or httpx2; got {chosen!r}"
+        )
+    if chosen == "aiohttp":
+        try:
+            import aiohttp  # noqa: F401
+        except ImportError:
+            if os.environ.get("LLM_MAGICS_HTTP"):
+                raise errors.ConfigError(
+                    "LLM_MAGICS_HTTP=aiohttp, but aiohttp is not installed: pip install aiohttp"
+                ) from None
+            return "httpx2"
+    return chosen
+
+
+async def _close_with_the_loop(client: httpx2.AsyncClient) -> AsyncGenerator[None, None]:
+    # Suspended at its yield until the loop shuts down its async generators (asyncio.run
+    # does, before closing the loop), which runs the finally on the live loop.
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+async def _first_step(agen: AsyncIterator[None]) -> None:
+    await agen.__anext__()
+
+
+class _PooledClients:
+    """The aiohttp-backed clients made here, so each is closed on its own loop."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.open: list[tuple[weakref.ref[asyncio.AbstractEventLoop], httpx2.AsyncClient, Any]] = []
+
+    def track(self, loop: asyncio.AbstractEventLoop, client: httpx2.AsyncClient) -> None:
+        closer = _close_with_the_loop(client)
+        # Its first step registers it with the loop's async generators (a task so that this
+        # stays a plain function); the strong reference below keeps it until then.
+        started = loop.create_task(_first_step(closer))
+        with self.lock:
+            self.open = [e for e in self.open if not e[1].is_closed]
+            self.open.append((weakref.ref(loop), client, (closer, started)))
+
+    def close_all(self, timeout: float = 5.0) -> None:
+        """At exit: close every client still open whose loop can still run it."""
+        with self.lock:
+            entries, self.open = self.open, []
+        for loop_ref, client, (closer, _) in entries:
+            loop = loop_ref()
+            if client.is_closed or loop is None or loop.is_closed():
+                continue
+            with contextlib.suppress(Exception):
+                if loop.is_running():
+                    future = asyncio.run_coroutine_threadsafe(closer.aclose(), loop)
+                    future.result(timeout)
+                else:
+                    loop.run_until_complete(closer.aclose())
+
+
+_POOLED = _PooledClients()
+atexit.register(_POOLED.close_all)
 
 
 @functools.lru_cache(maxsize=64)

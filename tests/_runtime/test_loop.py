@@ -100,9 +100,13 @@ def test_one_pooled_http_client_per_loop_reused_across_requests() -> None:
     assert asyncio.run(other_loop()) != first
 
 
-def test_the_pool_has_deliberate_limits_and_keep_alive() -> None:
+def test_httpx2s_own_pool_has_deliberate_limits_and_keep_alive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LLM_MAGICS_HTTP", "httpx2")  # read by the client of a new loop
+
     async def limits() -> tuple[int | None, int | None, float | None]:
         pool = _http.get_client()._transport._pool  # type: ignore[attr-defined]
         return pool._max_connections, pool._max_keepalive_connections, pool._keepalive_expiry
 
-    assert _loop.run(limits()) == (256, 128, 60.0)
+    assert asyncio.run(limits()) == (256, 128, 60.0)
