@@ -36,7 +36,7 @@ import httpx2
 __all__ = ["FAILURES", "AiohttpTransport", "as_httpx_error"]
 
 # Request headers aiohttp computes itself from the body it sends.
-_COMPUTED = frozenset({"content-length", "transfer-encoding"})
+_COMPUTED = frozenset({b"content-length", b"transfer-encoding"})
 
 # aiohttp failures, most specific first, as the httpx2 exception that means the same.
 _EXCEPTIONS: tuple[tuple[type[BaseException], type[httpx2.TransportError]], ...] = (
@@ -167,7 +167,12 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             body: bytes | None = request.content
         except httpx2.RequestNotRead:
             body = await request.aread()  # a multipart upload: its length is known
-        headers = [(k, v) for k, v in request.headers.multi_items() if k not in _COMPUTED]
+        # The raw bytes, decoded once (the str views of httpx2's Headers re-decode per access).
+        headers = [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in request.headers.raw
+            if k.lower() not in _COMPUTED
+        ]
         timeout = request.extensions.get("timeout", {})
         try:
             response = await session.request(

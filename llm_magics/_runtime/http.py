@@ -193,6 +193,15 @@ _POOLED = _PooledClients()
 atexit.register(_POOLED.close_all)
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed_url(url: str) -> httpx2.URL:
+    """An endpoint's URL parsed once: a provider asks the same few endpoints again and again,
+    and parsing one is a tenth of the client's CPU per request. (No key travels in a URL.)"""
+    import httpx2
+
+    return httpx2.URL(url)
+
+
 @functools.lru_cache(maxsize=64)
 def _httpx_timeout(t: Timeouts) -> httpx2.Timeout:
     import httpx2
@@ -244,7 +253,7 @@ async def request_json(
         response = await _within(
             client.request(
                 method,
-                url,
+                _parsed_url(url),
                 headers=headers,
                 json=json_body,
                 params=params,
@@ -288,7 +297,12 @@ async def stream_request(
     """Open a streaming request; error statuses raise before anything is yielded."""
     client = get_client(transport)
     request = client.build_request(
-        method, url, headers=headers, json=json_body, params=params, timeout=_httpx_timeout(timeout)
+        method,
+        _parsed_url(url),
+        headers=headers,
+        json=json_body,
+        params=params,
+        timeout=_httpx_timeout(timeout),
     )
     with translate_transport_errors(ctx):
         response = await _within(client.send(request, stream=True), timeout.total, ctx)
