@@ -224,7 +224,7 @@ def main() -> None:
             f"{rps[name] / rps[baseline]:.3f})"
         )
 
-    print(f"  df.llm.map / raw httpx2:       {ratio('llm', 'raw')}  target >= 0.9")
+    print(f"  df.llm.map / raw httpx2:       {ratio('llm', 'raw')}  target >= 1.0")
     print(f"  df.llm.map cache=False / raw:  {ratio('llm-nocache', 'raw')}")
     if "litellm" in rps:
         print(f"  df.llm.map / litellm:          {ratio('llm', 'litellm')}  target >= 2")
