@@ -10,12 +10,17 @@ from pathlib import Path
 
 import pytest
 
+# The HTTP stack under test: `LLM_MAGICS_HTTP=httpx2 python3 -m pytest` runs the suite over
+# httpx2's own pool instead of the default aiohttp transport.
+_KEPT = frozenset({"LLM_MAGICS_HTTP"})
 _ENV_PREFIXES = ("OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_", "GROQ_", "CEREBRAS_", "OLLAMA_")
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     for name in list(os.environ):
+        if name in _KEPT:
+            continue
         if name.startswith(_ENV_PREFIXES) or name.startswith("LLM_MAGICS_"):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LLM_MAGICS_CACHE_DIR", str(tmp_path / "llm-cache"))

@@ -63,6 +63,7 @@ def transport_of_a_fresh_loop() -> Any:
 def test_aiohttp_sends_by_default_and_llm_magics_http_switches_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv("LLM_MAGICS_HTTP", raising=False)
     assert isinstance(transport_of_a_fresh_loop(), AiohttpTransport)
     monkeypatch.setenv("LLM_MAGICS_HTTP", "httpx2")
     assert isinstance(transport_of_a_fresh_loop(), httpx2.AsyncHTTPTransport)
@@ -78,7 +79,9 @@ def test_an_unknown_llm_magics_http_is_a_config_error_naming_the_choices(
         transport_of_a_fresh_loop()
 
 
-def test_the_aiohttp_pool_has_the_same_deliberate_limits() -> None:
+def test_the_aiohttp_pool_has_the_same_deliberate_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LLM_MAGICS_HTTP", raising=False)
+
     async def limits() -> tuple[int, float]:
         transport = _http.get_client()._transport  # type: ignore[attr-defined]
         session = transport._open()
@@ -90,7 +93,9 @@ def test_the_aiohttp_pool_has_the_same_deliberate_limits() -> None:
     assert asyncio.run(limits()) == (256, 60.0)
 
 
-def test_one_session_per_loop_reused_by_every_request() -> None:
+def test_one_session_per_loop_reused_by_every_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LLM_MAGICS_HTTP", raising=False)
+
     async def handler(request: RawRequest, writer: asyncio.StreamWriter) -> None:
         respond(writer, 200, chat_json("ok"), Content_Type="application/json")
 
@@ -440,7 +445,9 @@ print("done")
     ],
     ids=["asyncio.run", "the loop thread", "two asyncio.run"],
 )
-def test_a_script_exits_without_an_unclosed_session_or_resource_warning(body: str) -> None:
+def test_a_script_exits_without_an_unclosed_session_or_resource_warning(
+    body: str, backend: str
+) -> None:
     from pathlib import Path
 
     root = str(Path(__file__).resolve().parents[2])
