@@ -31,6 +31,8 @@ from ._core.errors import (
 )
 
 if TYPE_CHECKING:
+    from ._chat.memory import Conversation
+    from ._chat.sessions import session, sessions
     from ._client.client import Client
     from ._client.pricing import model_profile, register_model_profile, set_price
     from ._client.registry import cache_stats, clear_cache
@@ -50,6 +52,7 @@ __all__ = [
     "Client",
     "ConfigError",
     "ContextLengthError",
+    "Conversation",
     "Image",
     "LLMError",
     "Message",
@@ -76,6 +79,8 @@ __all__ = [
     "register_model_profile",
     "reset_usage",
     "serve_local",
+    "session",
+    "sessions",
     "set_price",
     "tool",
     "unload_ipython_extension",
@@ -87,6 +92,7 @@ __all__ = [
 _LAZY = {
     "Audio": "._media.objects",
     "Client": "._client.client",
+    "Conversation": "._chat.memory",
     "Image": "._media.objects",
     "Message": "._core.types",
     "Response": "._core.types",
@@ -100,6 +106,8 @@ _LAZY = {
     "register_model_profile": "._client.pricing",
     "reset_usage": "._client.usage",
     "serve_local": "._local.serve",
+    "session": "._chat.sessions",
+    "sessions": "._chat.sessions",
     "set_price": "._client.pricing",
     "tool": "._client.tools",
     "usage": "._client.usage",

@@ -15,6 +15,8 @@ EXPECTED_PUBLIC = {
     "alias", "cache_stats", "clear_cache", "client", "count_tokens", "load_ipython_extension",
     "model_profile", "register", "register_model_profile", "reset_usage", "serve_local",
     "set_price", "tool", "unload_ipython_extension", "usage", "use",
+    # Conversations (issue 14): the class, and the kernel's named sessions.
+    "Conversation", "session", "sessions",
 }  # fmt: skip
 
 

@@ -5,8 +5,8 @@
     conv.chat("And how would you fix it?")          # the model sees the first exchange
     print(conv.to_markdown())                       # or conv.export("review.json")
 
-``%%llm --session NAME`` keeps one :class:`Conversation` per name in a :class:`Conversations`
-store owned by the kernel's magics. ``max_history`` limits how many earlier turns are *sent*
+``%%llm --session NAME`` and ``lm.session(NAME)`` share one :class:`Conversation` per name
+(:mod:`llm_magics._chat.sessions`). ``max_history`` limits how many earlier turns are *sent*
 (the oldest are dropped from the request, never from the record, so an export stays complete).
 
 Exports hold messages, model ids and token counts, never credentials: media are written as
@@ -22,9 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -33,11 +31,12 @@ from .._client.inputs import to_messages
 from .._core.errors import ConfigError
 from .._core.secrets import scrub
 from .._core.types import MediaPart, Message, Response, TextPart, Usage
+from .budget import Fit, check_strategy, fit
 
 if TYPE_CHECKING:
     from .._client.client import Client
 
-__all__ = ["Conversation", "Conversations", "Turn", "redact_secrets"]
+__all__ = ["Conversation", "Turn", "redact_secrets"]
 
 ExportFormat = Literal["md", "markdown", "json"]
 
@@ -82,14 +81,23 @@ class Conversation:
         system: str | None = None,
         max_history: int | None = None,
         model: str | None = None,
+        max_tokens: int | None = None,
+        truncation: str = "drop_oldest",
     ) -> None:
         if max_history is not None and max_history < 0:
             raise ConfigError(f"max_history must be >= 0 or None; got {max_history}")
+        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+            raise ConfigError(f"max_tokens must be a positive number of tokens; got {max_tokens!r}")
         self.name = name
         self.system = system
         self.max_history = max_history
         self.model = model
+        #: The history's token budget (None: the model's context window less the answer's).
+        self.max_tokens = max_tokens
+        self.truncation = check_strategy(truncation)
         self.turns: list[Turn] = []
+        #: How the last request was fitted into the budget (None: no budget applied).
+        self.last_fit: Fit | None = None
 
     def __repr__(self) -> str:
         return f"Conversation({self.name!r}, {len(self.turns)} turns)"
@@ -104,13 +112,73 @@ class Conversation:
             return list(self.turns)
         return self.turns[len(self.turns) - limit :] if limit else []
 
-    def messages(self, prompt: Any, *, max_history: int | None = None) -> list[Message]:
-        """History (truncated to the window) followed by ``prompt`` as the new user turn."""
+    def messages(
+        self,
+        prompt: Any,
+        *,
+        max_history: int | None = None,
+        model: str | None = None,
+        answer_tokens: int | None = None,
+    ) -> list[Message]:
+        """Exactly what the next request sends (the system message aside): the history that
+        fits, then ``prompt`` as the new user turn. The history is the last ``max_history``
+        turns, then whole turns are left out by :attr:`truncation` until it fits the budget:
+        :attr:`max_tokens`, or else the context window of ``model`` (or the conversation's)
+        less ``answer_tokens`` (default: up to 4,096 of the model's output). :attr:`last_fit`
+        tells what was left out and whether the count was exact."""
+        window = self.window(max_history)
+        new = to_messages(prompt)
+        model_id = model or self.model
+        budget = self._budget(model_id, answer_tokens)
+        self.last_fit = None
+        if budget is not None:
+            fixed = [Message("system", self.system)] if self.system else []
+            self.last_fit = fit(
+                [t.messages() for t in window],
+                [*fixed, *new],
+                budget,
+                self.truncation,
+                model=_bare_model(model_id),
+            )
+            window = [window[i] for i in self.last_fit.kept]
         out: list[Message] = []
-        for turn in self.window(max_history):
+        for turn in window:
             out.extend(turn.messages())
-        out.extend(to_messages(prompt))
+        out.extend(new)
         return out
+
+    def _budget(self, model_id: str | None, answer_tokens: int | None) -> int | None:
+        if self.max_tokens is not None:
+            return self.max_tokens
+        profile = _profile_of(model_id)
+        if profile is None or profile.context_window is None:
+            return None
+        answer = (
+            answer_tokens if answer_tokens is not None else min(profile.max_output or 4096, 4096)
+        )
+        return max(1, profile.context_window - answer)
+
+    # --- branches and checkpoints --------------------------------------------------------
+
+    def fork(self, name: str | None = None) -> Conversation:
+        """A copy to go on differently: same settings and turns, its own future."""
+        twin = Conversation.from_dict(self.to_dict())
+        twin.name = name or f"{self.name}-fork"
+        twin.model, twin.max_tokens, twin.truncation = self.model, self.max_tokens, self.truncation
+        return twin
+
+    def snapshot(self) -> dict[str, Any]:
+        """The state to go back to with :meth:`restore` (a plain, JSON-safe dict)."""
+        return json.loads(json.dumps(self.to_dict()))
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Go back to a :meth:`snapshot` (turns and system message; the name stays)."""
+        back = Conversation.from_dict(snapshot)
+        self.system, self.turns = back.system, back.turns
+
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write the conversation as JSON (keys redacted); :meth:`load` reads it back."""
+        return self.export(path, format="json")
 
     def add(self, prompt: Any, response: Response | str) -> Turn:
         """Record an exchange. ``prompt`` is what :func:`to_messages` accepts; its last user
@@ -141,7 +209,10 @@ class Conversation:
             client = current_registry().client(model or self.model)
         if self.system is not None:
             options.setdefault("system", self.system)
-        response = client.chat(self.messages(prompt), **options)
+        answer = options.get("max_tokens")
+        response = client.chat(
+            self.messages(prompt, model=client.model_id, answer_tokens=answer), **options
+        )
         self.add(prompt, response)
         return response
 
@@ -155,7 +226,10 @@ class Conversation:
         return {
             "name": self.name,
             "system": self.system,
+            "model": self.model,
             "max_history": self.max_history,
+            "max_tokens": self.max_tokens,
+            "truncation": self.truncation,
             "turns": [t.to_dict() for t in self.turns],
         }
 
@@ -203,6 +277,9 @@ class Conversation:
             data.get("name") or "default",
             system=data.get("system"),
             max_history=data.get("max_history"),
+            model=data.get("model"),
+            max_tokens=data.get("max_tokens"),
+            truncation=data.get("truncation") or "drop_oldest",
         )
         for t in data.get("turns", []):
             user = (
@@ -228,7 +305,21 @@ class Conversation:
     def load(cls, path: str | os.PathLike[str]) -> Conversation:
         """Read a conversation written by ``export(..., format="json")`` (media parts, stored as
         hashes only, come back as text placeholders)."""
-        data = json.loads(Path(path).expanduser().read_text(encoding="utf-8"))
+        source = Path(path).expanduser()
+        try:
+            data = json.loads(source.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"cannot load {source}: no such file") from None
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ConfigError(
+                f"cannot load {source}: it is not JSON ({exc}); give a file written by "
+                "Conversation.save or export(..., format='json')"
+            ) from None
+        if not isinstance(data, dict) or not isinstance(data.get("turns"), list):
+            raise ConfigError(
+                f"cannot load {source}: it is JSON but not a saved conversation (no list of "
+                "turns); give a file written by Conversation.save or export(..., format='json')"
+            )
         for t in data.get("turns", []):
             content = t.get("user", {}).get("content")
             if isinstance(content, list):
@@ -255,52 +346,6 @@ def _media_placeholder_dict(part: dict[str, Any]) -> str:
     return f"[{part.get('type')}: {part.get('mime_type')}, sha256 {str(part.get('sha256'))[:12]}]"
 
 
-class Conversations:
-    """Conversations by name, created on first use. Thread-safe."""
-
-    def __init__(self, *, max_history: int | None = None) -> None:
-        self.max_history = max_history
-        self._lock = threading.Lock()
-        self._by_name: dict[str, Conversation] = {}
-
-    def get(self, name: str, *, create: bool = True) -> Conversation:
-        with self._lock:
-            conv = self._by_name.get(name)
-            if conv is None:
-                if not create:
-                    known = ", ".join(self._by_name) or "none yet"
-                    raise KeyError(f"no conversation named {name!r} (sessions: {known})")
-                conv = self._by_name[name] = Conversation(name, max_history=self.max_history)
-            return conv
-
-    __getitem__ = get
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._by_name
-
-    def __iter__(self) -> Iterator[Conversation]:
-        return iter(list(self._by_name.values()))
-
-    def __len__(self) -> int:
-        return len(self._by_name)
-
-    def names(self) -> list[str]:
-        return list(self._by_name)
-
-    def reset(self, name: str | None = None) -> list[str]:
-        """Forget one conversation, or all when ``name`` is None; the names that were reset."""
-        with self._lock:
-            if name is None:
-                names = list(self._by_name)
-                self._by_name.clear()
-                return names
-            if name not in self._by_name:
-                known = ", ".join(self._by_name) or "none yet"
-                raise KeyError(f"no conversation named {name!r} (sessions: {known})")
-            del self._by_name[name]
-            return [name]
-
-
 _SECRET_ENV = re.compile(r"(_API_KEYS?|_TOKEN|_SECRET)$")
 
 
@@ -319,3 +364,22 @@ def redact_secrets(text: str) -> str:
         text = text.replace(secret, f"[redacted key ...{secret[-4:]}]")
     # And every key the package holds (api_key=, registered servers), wherever it came from.
     return scrub(text)
+
+
+def _profile_of(model_id: str | None) -> Any:
+    """The model profile behind a model id or alias (None when unknown or unresolvable)."""
+    if not model_id:
+        return None
+    from .._client.pricing import profile_for
+    from .._client.registry import current_registry
+
+    try:
+        ref = current_registry().resolve(model_id)
+    except ConfigError:
+        return None
+    return profile_for(ref.provider, ref.model)
+
+
+def _bare_model(model_id: str | None) -> str | None:
+    """The model name for token counting (``openai:gpt-4o`` -> ``gpt-4o``)."""
+    return model_id.partition(":")[2] or model_id if model_id else None

@@ -34,7 +34,7 @@ from .errors import user_errors
 
 if TYPE_CHECKING:
     from .._chat.interpolation import ErrorLog
-    from .._chat.memory import Conversations
+    from .._chat.sessions import Conversations
     from .display import AnswerView
 
 __all__ = ["FORMATS", "LLMMagics", "load_ipython_extension", "unload_ipython_extension"]
@@ -135,7 +135,6 @@ class LLMMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         self.last_view: AnswerView | None = None
         self._errors: ErrorLog | None = None
-        self._sessions: Conversations | None = None
 
     # Created on first use: %load_ext stays cheap (nothing below imports until a cell runs).
     @property
@@ -149,12 +148,11 @@ class LLMMagics(Magics):
 
     @property
     def sessions(self) -> Conversations:
-        """The ``--session`` conversations of this kernel."""
-        if self._sessions is None:
-            from .._chat.memory import Conversations
+        """The ``--session`` conversations of this kernel (the store ``lm.session`` uses)."""
+        from .._chat.sessions import Conversations
+        from .._core.session import SESSION
 
-            self._sessions = Conversations()
-        return self._sessions
+        return SESSION.get(Conversations)
 
     @property
     def usage_text(self) -> str:

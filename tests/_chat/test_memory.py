@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 import llm_magics as lm
-from llm_magics._chat.memory import Conversation, Conversations, redact_secrets
+from llm_magics._chat.memory import Conversation, redact_secrets
+from llm_magics._chat.sessions import Conversations
 from llm_magics._core.types import MediaPart, Message, Response, Usage
 from tests.magics_helpers import KEY, FakeOpenAI, last_user_text
 
