@@ -37,6 +37,11 @@ class Conversations:
 
     __getitem__ = get
 
+    def put(self, conv: Conversation) -> None:
+        """Keep ``conv`` under its name (replacing one of that name)."""
+        with self._lock:
+            self._by_name[conv.name] = conv
+
     def __contains__(self, name: object) -> bool:
         return name in self._by_name
 

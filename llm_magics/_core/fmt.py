@@ -9,9 +9,9 @@ Thread safety: pure functions.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-__all__ = ["duration", "markdown_table", "money", "size", "text_table"]
+__all__ = ["duration", "markdown_table", "money", "records_table", "size", "text_table"]
 
 
 def money(usd: float | None) -> str:
@@ -92,3 +92,13 @@ def text_table(
         ).rstrip()
 
     return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths), *map(line, cells[1:])])
+
+
+def records_table(
+    rows: Sequence[Mapping[str, object]], columns: Sequence[str] | None = None
+) -> str:
+    """:func:`text_table` of dicts: one column per key (of the first row, or ``columns``)."""
+    if not rows:
+        return ""
+    cols = list(columns or rows[0].keys())
+    return text_table(cols, [[r.get(c, "") for c in cols] for r in rows])

@@ -13,26 +13,27 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from .._core.fmt import text_table
+from .._core.fmt import records_table as table
 from .host import MagicsHost
+from .session_commands import (
+    cmd_export,
+    cmd_fork,
+    cmd_history,
+    cmd_load,
+    cmd_reset,
+    cmd_save,
+    cmd_sessions,
+)
 
-__all__ = ["COMMANDS", "commands_help", "run_command", "table"]
+__all__ = ["COMMANDS", "commands_help", "run_command"]
 
 Command = Callable[["MagicsHost", argparse.Namespace], None]
-
-
-def table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
-    """Plain aligned columns (monospace in notebooks and terminals alike)."""
-    if not rows:
-        return ""
-    cols = list(columns or rows[0].keys())
-    return text_table(cols, [[r.get(c, "") for c in cols] for r in rows])
 
 
 def _registry() -> Any:
@@ -217,61 +218,6 @@ def _show(report: Any) -> None:
         display(report)
 
 
-def _conversation(magics: MagicsHost, name: str) -> Any:
-    if name not in magics.sessions:
-        known = (
-            ", ".join(magics.sessions.names()) or "none yet; start one with %%llm --session NAME"
-        )
-        raise UsageError(f"no session named {name!r} (sessions: {known})")
-    return magics.sessions.get(name)
-
-
-@magic_arguments("llm history")
-@argument("name", nargs="?", metavar="NAME", help="the session to show")
-def cmd_history(magics: MagicsHost, args: argparse.Namespace) -> None:
-    """a --session conversation (all sessions without NAME)"""
-    if not args.name:
-        rows = [
-            {"session": c.name, "turns": len(c), "system": (c.system or "")[:60]}
-            for c in magics.sessions
-        ]
-        print(table(rows) if rows else "No sessions yet: start one with %%llm --session NAME")
-        return
-    from IPython.display import display
-
-    md = _conversation(magics, args.name).to_markdown()
-    display({"text/markdown": md, "text/plain": md}, raw=True)
-
-
-@magic_arguments("llm reset")
-@argument("name", nargs="?", metavar="NAME", help="the session to forget")
-def cmd_reset(magics: MagicsHost, args: argparse.Namespace) -> None:
-    """forget one conversation (all without NAME)"""
-    if args.name:
-        _conversation(magics, args.name)
-        magics.sessions.reset(args.name)
-        print(f"Session {args.name!r} forgotten.")
-    else:
-        names = magics.sessions.reset()
-        print(f"Forgot {len(names)} session(s){': ' + ', '.join(names) if names else ''}.")
-
-
-@magic_arguments("llm export")
-@argument("name", metavar="NAME", help="the session to export")
-@argument(
-    "--format", choices=["md", "json"], help="md or json (default: from --file's suffix, else md)"
-)
-@argument("--file", metavar="PATH", help="write it there instead of printing it")
-def cmd_export(magics: MagicsHost, args: argparse.Namespace) -> None:
-    """a conversation as Markdown or JSON (never any key)"""
-    conv = _conversation(magics, args.name)
-    text = conv.export(args.file, format=args.format)
-    if args.file:
-        print(f"Wrote {len(conv)} turn(s) of {args.name!r} to {args.file}")
-    else:
-        print(text)
-
-
 @magic_arguments("llm help")
 @argument("command", nargs="?", metavar="COMMAND", help="one command's arguments in full")
 def cmd_help(magics: MagicsHost, args: argparse.Namespace) -> None:
@@ -291,8 +237,12 @@ _COMMANDS: dict[str, Any] = {
     "keys": cmd_keys,
     "usage": cmd_usage,
     "cache": cmd_cache,
+    "sessions": cmd_sessions,
     "history": cmd_history,
     "reset": cmd_reset,
+    "fork": cmd_fork,
+    "save": cmd_save,
+    "load": cmd_load,
     "export": cmd_export,
     "help": cmd_help,
 }

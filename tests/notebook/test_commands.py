@@ -12,6 +12,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
+import llm_magics as lm
 from llm_magics._client import registry
 from tests.magics_helpers import KEY, FakeOpenAI, fake, ip, magics_of, outputs
 
@@ -227,6 +228,46 @@ def test_export_writes_markdown_or_json_without_any_key(
     assert json.loads(written)["name"] == "s" and KEY not in written
     with pytest.raises(UsageError, match="invalid choice: 'xml'"):
         line(ip, "export s --format xml")
+
+
+def test_sessions_lists_each_conversation_with_model_turns_tokens_and_cost(
+    ip: Any, fake: FakeOpenAI
+) -> None:
+    assert "No sessions yet" in line(ip, "sessions").stdout
+    cell(ip, "--session a", "one")
+    cell(ip, "--session a", "two")
+    cell(ip, "--session b", "three")
+    rows = {r.split()[0]: r.split() for r in line(ip, "sessions").stdout.splitlines()[2:]}
+    assert rows["a"][1:4] == ["openai:gpt-4o-mini", "2", "36"]  # 2 x (11 in + 7 out)
+    assert rows["a"][4].startswith("$") and rows["b"][2] == "1"
+
+
+def test_fork_copies_a_session_that_then_goes_on_alone(ip: Any, fake: FakeOpenAI) -> None:
+    cell(ip, "--session plan", "Day one?")
+    assert "plan-b ← plan (1 turn(s))" in line(ip, "fork plan plan-b").stdout
+    cell(ip, "--session plan-b", "Day two, plan B?")
+    assert fake.bodies[-1]["messages"][0]["content"] == "Day one?"
+    assert len(lm.session("plan")) == 1 and len(lm.session("plan-b")) == 2
+    with pytest.raises(UsageError, match="a session named 'plan' exists already"):
+        line(ip, "fork plan-b plan")
+    with pytest.raises(UsageError, match="no session named 'nope'"):
+        line(ip, "fork nope x")
+
+
+def test_save_and_load_bring_a_session_back_under_its_name_or_a_new_one(
+    ip: Any, fake: FakeOpenAI, tmp_path: Path
+) -> None:
+    cell(ip, "--session s", "Remember 42.")
+    path = tmp_path / "s.json"
+    assert "Saved 1 turn(s) of 's'" in line(ip, f"save s {path}").stdout
+    line(ip, "reset s")
+    assert "loaded as 's'" in line(ip, f"load {path}").stdout
+    assert "loaded as 'copy'" in line(ip, f"load {path} copy").stdout
+    cell(ip, "--session copy", "What number?")
+    assert fake.bodies[-1]["messages"][0]["content"] == "Remember 42."
+    path.write_text("{broken")
+    with pytest.raises(UsageError, match="is not JSON"):
+        line(ip, f"load {path}")
 
 
 # --- help and mistakes ---------------------------------------------------------------------

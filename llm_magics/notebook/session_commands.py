@@ -1,0 +1,143 @@
+"""The ``%llm`` commands over the kernel's conversations (the ``--session`` ones, which are
+``lm.session(name)``): sessions, history, reset, fork, save, load, export. Each calls the
+Python API of :class:`~llm_magics._chat.memory.Conversation`.
+
+Main thread only, like every magic.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic_arguments import argument, magic_arguments
+
+from .._core.fmt import money
+from .._core.fmt import records_table as table
+from .host import MagicsHost
+
+__all__ = [
+    "cmd_export",
+    "cmd_fork",
+    "cmd_history",
+    "cmd_load",
+    "cmd_reset",
+    "cmd_save",
+    "cmd_sessions",
+]
+
+
+def _conversation(magics: MagicsHost, name: str) -> Any:
+    if name not in magics.sessions:
+        known = (
+            ", ".join(magics.sessions.names()) or "none yet; start one with %%llm --session NAME"
+        )
+        raise UsageError(f"no session named {name!r} (sessions: {known})")
+    return magics.sessions.get(name)
+
+
+@magic_arguments("llm history")
+@argument("name", nargs="?", metavar="NAME", help="the session to show")
+def cmd_history(magics: MagicsHost, args: argparse.Namespace) -> None:
+    """a --session conversation (all sessions without NAME)"""
+    if not args.name:
+        rows = [
+            {"session": c.name, "turns": len(c), "system": (c.system or "")[:60]}
+            for c in magics.sessions
+        ]
+        print(table(rows) if rows else "No sessions yet: start one with %%llm --session NAME")
+        return
+    from IPython.display import display
+
+    md = _conversation(magics, args.name).to_markdown()
+    display({"text/markdown": md, "text/plain": md}, raw=True)
+
+
+@magic_arguments("llm reset")
+@argument("name", nargs="?", metavar="NAME", help="the session to forget")
+def cmd_reset(magics: MagicsHost, args: argparse.Namespace) -> None:
+    """forget one conversation (all without NAME)"""
+    if args.name:
+        _conversation(magics, args.name)
+        magics.sessions.reset(args.name)
+        print(f"Session {args.name!r} forgotten.")
+    else:
+        names = magics.sessions.reset()
+        print(f"Forgot {len(names)} session(s){': ' + ', '.join(names) if names else ''}.")
+
+
+@magic_arguments("llm export")
+@argument("name", metavar="NAME", help="the session to export")
+@argument(
+    "--format", choices=["md", "json"], help="md or json (default: from --file's suffix, else md)"
+)
+@argument("--file", metavar="PATH", help="write it there instead of printing it")
+def cmd_export(magics: MagicsHost, args: argparse.Namespace) -> None:
+    """a conversation as Markdown or JSON (never any key)"""
+    conv = _conversation(magics, args.name)
+    text = conv.export(args.file, format=args.format)
+    if args.file:
+        print(f"Wrote {len(conv)} turn(s) of {args.name!r} to {args.file}")
+    else:
+        print(text)
+
+
+@magic_arguments("llm sessions")
+def cmd_sessions(magics: MagicsHost, args: argparse.Namespace) -> None:
+    """the conversations of this kernel: model, turns, tokens, cost"""
+    rows = []
+    for conv in magics.sessions:
+        tokens = sum(t.usage.input_tokens + t.usage.output_tokens for t in conv.turns)
+        costs = [t.cost for t in conv.turns]
+        known = [c for c in costs if c is not None]
+        cost = money(sum(known)) + ("+?" if len(known) < len(costs) else "") if costs else "-"
+        models = sorted({t.model for t in conv.turns if t.model})
+        rows.append(
+            {
+                "session": conv.name,
+                "model": ", ".join(models) or (conv.model or "-"),
+                "turns": len(conv),
+                "tokens": tokens,
+                "cost": cost,
+            }
+        )
+    print(table(rows) if rows else "No sessions yet: start one with %%llm --session NAME")
+
+
+@magic_arguments("llm fork")
+@argument("name", metavar="NAME", help="the session to copy")
+@argument("new", metavar="NEW", help="the name of the copy")
+def cmd_fork(magics: MagicsHost, args: argparse.Namespace) -> None:
+    """a copy of a session to go on differently: %llm fork plan plan-b"""
+    if args.new in magics.sessions:
+        raise UsageError(f"a session named {args.new!r} exists already; pick another name")
+    twin = _conversation(magics, args.name).fork(args.new)
+    magics.sessions.put(twin)
+    print(f"{args.new} ← {args.name} ({len(twin)} turn(s)); continue it with --session {args.new}")
+
+
+@magic_arguments("llm save")
+@argument("name", metavar="NAME", help="the session to save")
+@argument("path", metavar="PATH", help="the JSON file to write")
+def cmd_save(magics: MagicsHost, args: argparse.Namespace) -> None:
+    """a session to a JSON file (never any key); %llm load reads it back"""
+    conv = _conversation(magics, args.name)
+    conv.save(args.path)
+    print(f"Saved {len(conv)} turn(s) of {args.name!r} to {args.path}")
+
+
+@magic_arguments("llm load")
+@argument("path", metavar="PATH", help="a file written by %%llm save or Conversation.save")
+@argument("name", nargs="?", metavar="NAME", help="the session name (default: the saved one)")
+def cmd_load(magics: MagicsHost, args: argparse.Namespace) -> None:
+    """a saved session back into this kernel, as NAME or its saved name"""
+    from .._chat.memory import Conversation
+
+    conv = Conversation.load(args.path)
+    if args.name:
+        conv.name = args.name
+    replaced = conv.name in magics.sessions
+    magics.sessions.put(conv)
+    what = "replaced the session" if replaced else "loaded as"
+    print(f"{len(conv)} turn(s) {what} {conv.name!r}; continue it with --session {conv.name}")
