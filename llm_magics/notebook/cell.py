@@ -52,10 +52,15 @@ class CellRun:
                 conversation.system = args.system
             elif conversation.system:
                 options["system"] = conversation.system
-        request: Any = (
-            conversation.messages(prompt, max_history=m.max_history) if conversation else prompt
-        )
         client = registry.current_registry().client(args.model or m.default_model or None)
+        request: Any = prompt
+        if conversation is not None:  # the history that fits this cell's model
+            request = conversation.messages(
+                prompt,
+                max_history=m.max_history,
+                model=client.model_id,
+                answer_tokens=options.get("max_tokens"),
+            )
         view = AnswerView(fmt, interval=m.update_interval)
         m.last_view = view
         response = self.ask(client, request, options, view)

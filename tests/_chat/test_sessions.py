@@ -32,6 +32,17 @@ def test_lm_session_is_the_conversation_a_session_cell_continues(ip: Any, fake: 
     assert [c.name for c in lm.sessions()] == ["plan"]
 
 
+def test_a_session_cell_sends_only_the_history_that_fits_the_sessions_budget(
+    ip: Any, fake: FakeOpenAI
+) -> None:
+    lm.session("tight", max_tokens=60)
+    for i in range(6):
+        ip.run_cell_magic("llm", "--session tight", f"question {i} " + "x" * 60)
+    sent = [m["content"] for m in fake.bodies[-1]["messages"]]
+    assert sent[-1].startswith("question 5") and len(sent) < 11, "older turns left out"
+    assert len(lm.session("tight")) == 6 and lm.session("tight").last_fit.dropped > 0  # type: ignore[union-attr]
+
+
 def test_session_settings_apply_to_the_named_conversation() -> None:
     conv = lm.session("s", system="Be brief.", max_tokens=500, truncation="sliding")
     assert lm.session("s") is conv
