@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,16 +28,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .._client.inputs import to_messages
 from .._core.errors import ConfigError
-from .._core.secrets import scrub
-from .._core.types import MediaPart, Message, Response, TextPart, Usage
+from .._core.types import Message, Response, Usage
 from .budget import Fit, check_strategy, fit
+from .export import markdown_of, read_saved, redact_secrets, text_of, write_export
 
 if TYPE_CHECKING:
     from .._client.client import Client
 
-__all__ = ["Conversation", "Turn", "redact_secrets"]
+__all__ = ["Conversation", "ConversationUsage", "Turn", "redact_secrets"]
 
-ExportFormat = Literal["md", "markdown", "json"]
+ExportFormat = Literal["md", "markdown", "json", "text", "txt"]
 
 
 @dataclass
@@ -69,6 +68,22 @@ class Turn:
             "finish_reason": self.finish_reason,
             "at": self.at,
         }
+
+
+@dataclass
+class ConversationUsage:
+    """What a conversation's turns took. ``cost`` sums the turns with a known price;
+    ``unpriced`` counts the others."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    unpriced: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
 
 
 class Conversation:
@@ -202,7 +217,25 @@ class Conversation:
     def chat(
         self, prompt: Any, *, model: str | None = None, client: Client | None = None, **options: Any
     ) -> Response:
-        """Ask with this conversation's history and system prompt, then record the turn."""
+        """Ask with this conversation's history and system prompt, then record the turn.
+        ``model=`` switches model for this call (any provider; the history goes along)."""
+        client, request = self._request(prompt, model, client, options)
+        response = client.chat(request, **options)
+        self.add(prompt, response)
+        return response
+
+    async def achat(
+        self, prompt: Any, *, model: str | None = None, client: Client | None = None, **options: Any
+    ) -> Response:
+        """:meth:`chat` for async code (``await conv.achat("...")``)."""
+        client, request = self._request(prompt, model, client, options)
+        response = await client.achat(request, **options)
+        self.add(prompt, response)
+        return response
+
+    def _request(
+        self, prompt: Any, model: str | None, client: Client | None, options: dict[str, Any]
+    ) -> tuple[Client, list[Message]]:
         if client is None:
             from .._client.registry import current_registry
 
@@ -210,11 +243,21 @@ class Conversation:
         if self.system is not None:
             options.setdefault("system", self.system)
         answer = options.get("max_tokens")
-        response = client.chat(
-            self.messages(prompt, model=client.model_id, answer_tokens=answer), **options
-        )
-        self.add(prompt, response)
-        return response
+        return client, self.messages(prompt, model=client.model_id, answer_tokens=answer)
+
+    @property
+    def usage(self) -> ConversationUsage:
+        """Calls, tokens and cost of this conversation's turns."""
+        total = ConversationUsage()
+        for turn in self.turns:
+            total.calls += 1
+            total.input_tokens += turn.usage.input_tokens
+            total.output_tokens += turn.usage.output_tokens
+            if turn.cost is None:
+                total.unpriced += 1
+            else:
+                total.cost += turn.cost
+        return total
 
     def reset(self) -> None:
         """Forget every turn (the name, system prompt and settings stay)."""
@@ -237,38 +280,29 @@ class Conversation:
         return redact_secrets(json.dumps(self.to_dict(), indent=indent, ensure_ascii=False))
 
     def to_markdown(self) -> str:
-        lines = [f"# Conversation `{self.name}`", ""]
-        if self.system:
-            lines += [f"*System:* {self.system}", ""]
-        if not self.turns:
-            lines += ["*(no turns yet)*", ""]
-        for i, turn in enumerate(self.turns, 1):
-            lines += [f"## {i}. You", "", _message_markdown(turn.user), ""]
-            tokens = f", {turn.usage.input_tokens} → {turn.usage.output_tokens} tokens"
-            lines += [f"**{turn.model or 'assistant'}**{tokens if turn.usage.total_tokens else ''}"]
-            lines += ["", turn.answer, ""]
-        return redact_secrets("\n".join(lines).rstrip() + "\n")
+        return markdown_of(self)
+
+    def to_text(self) -> str:
+        """Plain text: ``You:`` and the model's name before each message."""
+        return text_of(self)
 
     def export(
         self, path: str | os.PathLike[str] | None = None, *, format: ExportFormat | None = None
     ) -> str:
-        """The conversation as Markdown or JSON; written to ``path`` too when given (the format
-        then defaults from its suffix)."""
-        fmt = format or ("json" if path is not None and str(path).endswith(".json") else "md")
-        if fmt not in ("md", "markdown", "json"):
-            raise ConfigError(f"export format must be md or json; got {fmt!r}")
-        text = self.to_json() if fmt == "json" else self.to_markdown()
+        """The conversation as Markdown, JSON or plain text (never any key); written to
+        ``path`` too when given (the format then defaults from its suffix)."""
+        suffix = Path(path).suffix.lstrip(".") if path is not None else ""
+        fmt = format or (suffix if suffix in ("json", "md", "txt") else "md")
+        if fmt not in ("md", "markdown", "json", "text", "txt"):
+            raise ConfigError(f"export format must be md, json or text; got {fmt!r}")
+        if fmt == "json":
+            text = self.to_json()
+        elif fmt in ("text", "txt"):
+            text = self.to_text()
+        else:
+            text = self.to_markdown()
         if path is not None:
-            target = Path(path).expanduser()
-            if not target.parent.is_dir():
-                raise ConfigError(
-                    f"cannot export to {target}: the folder {target.parent} does not exist. "
-                    "Create it first, or give a path in an existing folder."
-                )
-            try:
-                target.write_text(text, encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(f"cannot export to {target}: {exc.strerror}") from exc
+            write_export(text, path)
         return text
 
     @classmethod
@@ -303,67 +337,9 @@ class Conversation:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Conversation:
-        """Read a conversation written by ``export(..., format="json")`` (media parts, stored as
-        hashes only, come back as text placeholders)."""
-        source = Path(path).expanduser()
-        try:
-            data = json.loads(source.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"cannot load {source}: no such file") from None
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ConfigError(
-                f"cannot load {source}: it is not JSON ({exc}); give a file written by "
-                "Conversation.save or export(..., format='json')"
-            ) from None
-        if not isinstance(data, dict) or not isinstance(data.get("turns"), list):
-            raise ConfigError(
-                f"cannot load {source}: it is JSON but not a saved conversation (no list of "
-                "turns); give a file written by Conversation.save or export(..., format='json')"
-            )
-        for t in data.get("turns", []):
-            content = t.get("user", {}).get("content")
-            if isinstance(content, list):
-                t["user"]["content"] = [
-                    c
-                    if c.get("type") == "text"
-                    else {"type": "text", "text": _media_placeholder_dict(c)}
-                    for c in content
-                ]
-        return cls.from_dict(data)
-
-
-def _message_markdown(message: Message) -> str:
-    out = []
-    for part in message.parts:
-        if isinstance(part, TextPart):
-            out.append(part.text)
-        elif isinstance(part, MediaPart):
-            out.append(f"*[{part.kind}: {part.mime_type}, sha256 {part.content_hash[:12]}]*")
-    return "\n\n".join(out)
-
-
-def _media_placeholder_dict(part: dict[str, Any]) -> str:
-    return f"[{part.get('type')}: {part.get('mime_type')}, sha256 {str(part.get('sha256'))[:12]}]"
-
-
-_SECRET_ENV = re.compile(r"(_API_KEYS?|_TOKEN|_SECRET)$")
-
-
-def redact_secrets(text: str) -> str:
-    """``text`` with every API key configured in the environment, or held by the package,
-    replaced by a masked form.
-
-    Keys reach a conversation only if a user pastes one into a prompt; an export must not
-    carry it further.
-    """
-    secrets: set[str] = set()
-    for name, value in os.environ.items():
-        if _SECRET_ENV.search(name):
-            secrets.update(v.strip() for v in value.split(","))
-    for secret in sorted((s for s in secrets if len(s) >= 8), key=len, reverse=True):
-        text = text.replace(secret, f"[redacted key ...{secret[-4:]}]")
-    # And every key the package holds (api_key=, registered servers), wherever it came from.
-    return scrub(text)
+        """Read a conversation written by :meth:`save` or ``export(..., format="json")``
+        (media parts, stored as hashes only, come back as text placeholders)."""
+        return cls.from_dict(read_saved(path))
 
 
 def _profile_of(model_id: str | None) -> Any:

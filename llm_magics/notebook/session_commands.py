@@ -70,11 +70,13 @@ def cmd_reset(magics: MagicsHost, args: argparse.Namespace) -> None:
 @magic_arguments("llm export")
 @argument("name", metavar="NAME", help="the session to export")
 @argument(
-    "--format", choices=["md", "json"], help="md or json (default: from --file's suffix, else md)"
+    "--format",
+    choices=["md", "json", "text"],
+    help="md, json or text (default: from --file's suffix, else md)",
 )
 @argument("--file", metavar="PATH", help="write it there instead of printing it")
 def cmd_export(magics: MagicsHost, args: argparse.Namespace) -> None:
-    """a conversation as Markdown or JSON (never any key)"""
+    """a conversation as Markdown, JSON or text (never any key)"""
     conv = _conversation(magics, args.name)
     text = conv.export(args.file, format=args.format)
     if args.file:
@@ -88,17 +90,15 @@ def cmd_sessions(magics: MagicsHost, args: argparse.Namespace) -> None:
     """the conversations of this kernel: model, turns, tokens, cost"""
     rows = []
     for conv in magics.sessions:
-        tokens = sum(t.usage.input_tokens + t.usage.output_tokens for t in conv.turns)
-        costs = [t.cost for t in conv.turns]
-        known = [c for c in costs if c is not None]
-        cost = money(sum(known)) + ("+?" if len(known) < len(costs) else "") if costs else "-"
+        used = conv.usage
+        cost = money(used.cost) + ("+?" if used.unpriced else "") if used.calls else "-"
         models = sorted({t.model for t in conv.turns if t.model})
         rows.append(
             {
                 "session": conv.name,
                 "model": ", ".join(models) or (conv.model or "-"),
                 "turns": len(conv),
-                "tokens": tokens,
+                "tokens": used.tokens,
                 "cost": cost,
             }
         )

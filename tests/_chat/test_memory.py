@@ -105,7 +105,7 @@ def test_export_format_follows_the_suffix_or_the_argument(tmp_path: Path) -> Non
     conv.add("q", answer("a"))
     assert conv.export(tmp_path / "x.md").startswith("# Conversation")
     assert json.loads(conv.export(tmp_path / "x.txt", format="json"))["name"] == "c"
-    with pytest.raises(lm.ConfigError, match="md or json"):
+    with pytest.raises(lm.ConfigError, match="md, json or text"):
         conv.export(format="yaml")  # type: ignore[arg-type]
 
 

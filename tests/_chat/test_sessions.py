@@ -114,3 +114,62 @@ def test_loading_a_file_that_is_not_a_saved_conversation_says_so(
         lm.Conversation.load(path)
     with pytest.raises(lm.ConfigError, match="no such file"):
         lm.Conversation.load(tmp_path / "missing.json")
+
+
+def test_usage_sums_the_turns_and_counts_the_unpriced_ones() -> None:
+    conv = lm.Conversation("u")
+    for cost in (0.002, None, 0.001):
+        conv.add("q", Response("a", "m", "openai", usage=Usage(10, 4), cost=cost))
+    used = conv.usage
+    assert (used.calls, used.input_tokens, used.output_tokens, used.tokens) == (3, 30, 12, 42)
+    assert used.cost == pytest.approx(0.003) and used.unpriced == 1
+
+
+def test_the_text_export_names_who_said_what_and_holds_no_key(tmp_path: Path) -> None:
+    conv = lm.Conversation("t", system="Be kind.")
+    conv.add(f"hello, my key is {KEY}", Response("hi", "gpt-4o-mini", "openai"))
+    text = conv.export(tmp_path / "t.txt")
+    assert text.splitlines()[:2] == ["Conversation t", "System: Be kind."]
+    assert "You: hello, my key is" in text and KEY not in text
+    assert "openai:gpt-4o-mini: hi" in text
+    assert KEY not in (tmp_path / "t.txt").read_text()
+    with pytest.raises(lm.ConfigError, match="md, json or text; got 'pdf'"):
+        conv.export(format="pdf")  # type: ignore[arg-type]
+
+
+def test_a_conversation_with_an_image_moves_from_openai_to_anthropic_mid_way() -> None:
+    import asyncio
+
+    import httpx2
+
+    from tests.media_support import image_bytes
+    from tests.providers.test_anthropic import message
+    from tests.providers.test_openai_compat import completion
+    from tests.support.specs import SpecTransport
+
+    openai = SpecTransport(
+        "openai", lambda r: httpx2.Response(200, json=completion("a red square"))
+    )
+    anthropic = SpecTransport(
+        "anthropic",
+        lambda r: httpx2.Response(200, json=message([{"type": "text", "text": "yes, red"}])),
+    )
+    key = "sk-test-0123456789abcdef"
+    first = lm.client("openai:gpt-4o-mini", api_key=key, transport=openai, cache=False)
+    second = lm.client("anthropic:claude-haiku-4-5", api_key=key, transport=anthropic, cache=False)
+    conv = lm.Conversation("vision")
+    picture = lm.Image(image_bytes(3000, 2000))
+    conv.chat(["What is this?", picture], client=first)
+    answer = asyncio.run(conv.achat("Is it red?", client=second))
+    openai.assert_clean()
+    anthropic.assert_clean()
+    assert answer.text == "yes, red" and len(conv) == 2
+    sent = anthropic.bodies[0]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    image = next(b for b in sent[0]["content"] if b["type"] == "image")
+    import base64
+
+    from tests.media_support import decode_image
+
+    side = max(decode_image(base64.b64decode(image["source"]["data"])).size)
+    assert side <= 1568, "sent again within Anthropic's limit"
