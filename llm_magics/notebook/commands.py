@@ -29,6 +29,7 @@ from .session_commands import (
     cmd_reset,
     cmd_save,
     cmd_sessions,
+    session_usage,
 )
 
 __all__ = ["COMMANDS", "commands_help", "run_command"]
@@ -175,8 +176,12 @@ def _optional(module: str, attribute: str, feature: str) -> Callable[..., Any]:
 
 
 @magic_arguments("llm usage")
+@argument("session", nargs="?", metavar="NAME", help="one --session conversation's usage")
 def cmd_usage(magics: MagicsHost, args: argparse.Namespace) -> None:
-    """tokens and cost of this kernel by model"""
+    """tokens and cost of this kernel by model (of one session with NAME)"""
+    if args.session:
+        session_usage(magics, args.session)
+        return
     usage = _optional("llm_magics._client.usage", "usage", "usage accounting")
     report = usage()
     _show(report)

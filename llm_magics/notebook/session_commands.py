@@ -25,6 +25,7 @@ __all__ = [
     "cmd_reset",
     "cmd_save",
     "cmd_sessions",
+    "session_usage",
 ]
 
 
@@ -141,3 +142,35 @@ def cmd_load(magics: MagicsHost, args: argparse.Namespace) -> None:
     magics.sessions.put(conv)
     what = "replaced the session" if replaced else "loaded as"
     print(f"{len(conv)} turn(s) {what} {conv.name!r}; continue it with --session {conv.name}")
+
+
+def session_usage(magics: MagicsHost, name: str) -> None:
+    """``%llm usage NAME``: what one conversation's turns took, by model."""
+    conv = _conversation(magics, name)
+    by_model: dict[str, list[Any]] = {}
+    for turn in conv.turns:
+        by_model.setdefault(turn.model or "-", []).append(turn)
+    rows = []
+    for model, turns in by_model.items():
+        costs = [t.cost for t in turns]
+        known = sum(c for c in costs if c is not None)
+        rows.append(
+            {
+                "model": model,
+                "turns": len(turns),
+                "input tok": sum(t.usage.input_tokens for t in turns),
+                "output tok": sum(t.usage.output_tokens for t in turns),
+                "cost": money(known) + ("+?" if None in costs else ""),
+            }
+        )
+    used = conv.usage
+    rows.append(
+        {
+            "model": f"session {name}",
+            "turns": used.calls,
+            "input tok": used.input_tokens,
+            "output tok": used.output_tokens,
+            "cost": money(used.cost) + ("+?" if used.unpriced else ""),
+        }
+    )
+    print(table(rows))

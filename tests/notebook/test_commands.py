@@ -242,6 +242,18 @@ def test_sessions_lists_each_conversation_with_model_turns_tokens_and_cost(
     assert rows["a"][4].startswith("$") and rows["b"][2] == "1"
 
 
+def test_usage_of_one_session_counts_its_turns_by_model(ip: Any, fake: FakeOpenAI) -> None:
+    cell(ip, "--session a", "one")
+    cell(ip, "openai:gpt-4.1-nano --session a", "two")
+    cell(ip, "--session b", "not counted")
+    rows = {r.split()[0]: r.split() for r in line(ip, "usage a").stdout.splitlines()[2:]}
+    # The fake answers as gpt-4o-mini whatever was asked: one model row, both turns.
+    assert rows["openai:gpt-4o-mini"][1:4] == ["2", "22", "14"]
+    assert rows["session"][2:5] == ["2", "22", "14"] and len(rows) == 2
+    with pytest.raises(UsageError, match="no session named 'zzz'"):
+        line(ip, "usage zzz")
+
+
 def test_fork_copies_a_session_that_then_goes_on_alone(ip: Any, fake: FakeOpenAI) -> None:
     cell(ip, "--session plan", "Day one?")
     assert "plan-b ← plan (1 turn(s))" in line(ip, "fork plan plan-b").stdout
@@ -318,7 +330,7 @@ def test_an_unknown_command_lists_the_commands_and_points_to_the_cell_magic(ip: 
 
 
 @pytest.mark.parametrize(
-    "args", ["list extra", "keys x", "alias onlyname", "history a b", "usage x"]
+    "args", ["list extra", "keys x", "alias onlyname", "history a b", "usage a b"]
 )
 def test_wrong_arguments_are_usage_errors_with_the_expected_form(ip: Any, args: str) -> None:
     with pytest.raises(UsageError, match="expected"):
