@@ -17,8 +17,8 @@ Strategies (``truncation=``):
 * ``"drop_middle"``: keep the first turn (often what sets the task up) and the most recent
   ones, leaving out turns from the middle.
 
-Token counts come from :func:`llm_magics._client.usage.count_tokens`: exact for OpenAI models
-with tiktoken installed, an estimate otherwise (:func:`fit` reports which).
+Token counts come from :func:`llm_magics._client.usage.message_tokens`: exact for OpenAI
+models with tiktoken installed, an estimate otherwise (:func:`fit` reports which).
 
 Thread safety: pure functions.
 """
@@ -29,9 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from .._client.usage import MEDIA_TOKENS, MESSAGE_OVERHEAD, approximate_tokens, count_tokens
+from .._client.usage import counts_exactly, message_tokens
 from .._core.errors import ConfigError
-from .._core.types import MediaPart, Message, TextPart
+from .._core.types import Message
 
 __all__ = ["STRATEGIES", "Fit", "Truncation", "fit", "message_tokens"]
 
@@ -43,20 +43,6 @@ def check_strategy(truncation: str) -> Truncation:
     if truncation not in STRATEGIES:
         raise ConfigError(f"truncation must be one of {', '.join(STRATEGIES)}; got {truncation!r}")
     return truncation  # type: ignore[return-value]
-
-
-def message_tokens(message: Message, model: str | None = None) -> int:
-    """Tokens ``message`` takes in a request: its text, a fixed cost per image or audio, and
-    the per-message framing."""
-    if isinstance(message.content, str):
-        return count_tokens(message.content, model) + MESSAGE_OVERHEAD
-    total = MESSAGE_OVERHEAD
-    for part in message.content:
-        if isinstance(part, TextPart):
-            total += count_tokens(part.text, model)
-        elif isinstance(part, MediaPart):
-            total += MEDIA_TOKENS
-    return total
 
 
 @dataclass(frozen=True)
@@ -84,7 +70,7 @@ def fit(
 ) -> Fit:
     """The turns (each a question and its answer) that fit ``budget`` tokens together with
     the ``fixed`` messages (the system message and the new prompt), by ``truncation``."""
-    exact = bool(model) and count_tokens("exact?", model) != approximate_tokens("exact?")
+    exact = counts_exactly(model)
     fixed_tokens = sum(message_tokens(m, model) for m in fixed)
     if fixed_tokens > budget:
         raise ConfigError(

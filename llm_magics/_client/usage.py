@@ -34,7 +34,7 @@ from typing import Any
 
 from .._core.fmt import markdown_table, money, text_table
 from .._core.session import SESSION
-from .._core.types import ChatRequest, MediaPart, Response, TextPart
+from .._core.types import ChatRequest, MediaPart, Message, Response, TextPart
 from .pricing import cost_of
 
 __all__ = [
@@ -43,7 +43,9 @@ __all__ = [
     "UsageRow",
     "UsageTotals",
     "count_tokens",
+    "counts_exactly",
     "estimate_request_tokens",
+    "message_tokens",
     "record_response",
     "reset_usage",
     "usage",
@@ -260,6 +262,24 @@ def count_tokens(text: str, model: str | None = None) -> int:
     return approximate_tokens(text)
 
 
+def counts_exactly(model: str | None) -> bool:
+    """Whether :func:`count_tokens` is exact for ``model`` (tiktoken has its encoding) rather
+    than an estimate."""
+    return bool(model) and _encoding(model or "") is not None
+
+
+def message_tokens(message: Message, model: str | None = None) -> int:
+    """Tokens ``message`` takes in a request: its text, a fixed cost per image or audio, and
+    the per-message framing."""
+    total = MESSAGE_OVERHEAD
+    for part in _parts(message.content):
+        if isinstance(part, TextPart):
+            total += count_tokens(part.text, model)
+        elif isinstance(part, MediaPart):
+            total += MEDIA_TOKENS
+    return total
+
+
 def estimate_request_tokens(request: ChatRequest, *, exact: bool = False) -> int:
     """Prompt tokens of ``request`` plus its ``max_tokens`` (the most it may answer).
 
@@ -267,16 +287,8 @@ def estimate_request_tokens(request: ChatRequest, *, exact: bool = False) -> int
     goes through a key pool with a TPM limit.
     """
     model = request.model if exact else None
-    texts: list[str] = [request.system or ""]
-    media = 0
-    for message in request.messages:
-        for part in _parts(message.content):
-            if isinstance(part, TextPart):
-                texts.append(part.text)
-            elif isinstance(part, MediaPart):
-                media += 1
-    prompt = sum(count_tokens(t, model) for t in texts if t)
-    prompt += MESSAGE_OVERHEAD * len(request.messages) + MEDIA_TOKENS * media
+    prompt = count_tokens(request.system or "", model)
+    prompt += sum(message_tokens(message, model) for message in request.messages)
     return prompt + (request.max_tokens or 0)
 
 
