@@ -201,5 +201,6 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         session, self._session = self._session, None
         if session is not None and not session.closed:
             await session.close()
-            # aiohttp's documented grace period: let TLS transports finish closing.
+            # One loop turn, so the closed sockets' connection_lost callbacks run before a
+            # loop that is shutting down closes.
             await asyncio.sleep(0)

@@ -70,6 +70,11 @@ class Timeouts:
 # Shared clients
 
 
+# Enough sockets for concurrency 64 x a few hosts, with keep-alive long enough to survive the
+# gaps between cells; the same on either stack.
+_MAX_CONNECTIONS = 256
+_KEEPALIVE_EXPIRY = 60.0
+
 _clients_lock = threading.Lock()
 # (loop, transport, client) of the last lookup; the loop by weak reference so a finished
 # loop (asyncio.run in a script) can still be collected.
@@ -102,13 +107,15 @@ def _get_client_slow(loop: asyncio.AbstractEventLoop, transport: Any) -> httpx2.
             if transport is None and _backend() == "aiohttp":
                 from .aiohttp_transport import AiohttpTransport
 
-                sender = AiohttpTransport(max_connections=256, keepalive_expiry=60.0)
+                sender = AiohttpTransport(
+                    max_connections=_MAX_CONNECTIONS, keepalive_expiry=_KEEPALIVE_EXPIRY
+                )
             client = httpx2.AsyncClient(
                 transport=sender,
-                # Enough sockets for concurrency 64 x a few hosts, with keep-alive long
-                # enough to survive the gaps between cells.
                 limits=httpx2.Limits(
-                    max_connections=256, max_keepalive_connections=128, keepalive_expiry=60.0
+                    max_connections=_MAX_CONNECTIONS,
+                    max_keepalive_connections=_MAX_CONNECTIONS // 2,
+                    keepalive_expiry=_KEEPALIVE_EXPIRY,
                 ),
                 timeout=httpx2.Timeout(60.0, connect=10.0),
                 follow_redirects=False,
