@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -84,6 +85,19 @@ class ConversationUsage:
     @property
     def tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+    @classmethod
+    def of(cls, turns: Iterable[Turn]) -> ConversationUsage:
+        total = cls()
+        for turn in turns:
+            total.calls += 1
+            total.input_tokens += turn.usage.input_tokens
+            total.output_tokens += turn.usage.output_tokens
+            if turn.cost is None:
+                total.unpriced += 1
+            else:
+                total.cost += turn.cost
+        return total
 
 
 class Conversation:
@@ -248,16 +262,7 @@ class Conversation:
     @property
     def usage(self) -> ConversationUsage:
         """Calls, tokens and cost of this conversation's turns."""
-        total = ConversationUsage()
-        for turn in self.turns:
-            total.calls += 1
-            total.input_tokens += turn.usage.input_tokens
-            total.output_tokens += turn.usage.output_tokens
-            if turn.cost is None:
-                total.unpriced += 1
-            else:
-                total.cost += turn.cost
-        return total
+        return ConversationUsage.of(self.turns)
 
     def reset(self) -> None:
         """Forget every turn (the name, system prompt and settings stay)."""

@@ -92,7 +92,7 @@ def cmd_sessions(magics: MagicsHost, args: argparse.Namespace) -> None:
     rows = []
     for conv in magics.sessions:
         used = conv.usage
-        cost = money(used.cost) + ("+?" if used.unpriced else "") if used.calls else "-"
+        cost = _cost(used) if used.calls else "-"
         models = sorted({t.model for t in conv.turns if t.model})
         rows.append(
             {
@@ -146,31 +146,26 @@ def cmd_load(magics: MagicsHost, args: argparse.Namespace) -> None:
 
 def session_usage(magics: MagicsHost, name: str) -> None:
     """``%llm usage NAME``: what one conversation's turns took, by model."""
+    from .._chat.memory import ConversationUsage
+
     conv = _conversation(magics, name)
     by_model: dict[str, list[Any]] = {}
     for turn in conv.turns:
         by_model.setdefault(turn.model or "-", []).append(turn)
-    rows = []
-    for model, turns in by_model.items():
-        costs = [t.cost for t in turns]
-        known = sum(c for c in costs if c is not None)
-        rows.append(
-            {
-                "model": model,
-                "turns": len(turns),
-                "input tok": sum(t.usage.input_tokens for t in turns),
-                "output tok": sum(t.usage.output_tokens for t in turns),
-                "cost": money(known) + ("+?" if None in costs else ""),
-            }
-        )
-    used = conv.usage
-    rows.append(
+    groups = [(m, ConversationUsage.of(turns)) for m, turns in by_model.items()]
+    rows = [
         {
-            "model": f"session {name}",
+            "model": label,
             "turns": used.calls,
             "input tok": used.input_tokens,
             "output tok": used.output_tokens,
-            "cost": money(used.cost) + ("+?" if used.unpriced else ""),
+            "cost": _cost(used),
         }
-    )
+        for label, used in [*groups, (f"session {name}", conv.usage)]
+    ]
     print(table(rows))
+
+
+def _cost(used: Any) -> str:
+    """Money of the priced turns, '+?' when some turn's price is unknown."""
+    return money(used.cost) + ("+?" if used.unpriced else "")
