@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .._client.inputs import to_messages
 from .._core.errors import ConfigError
 from .._core.types import Message, Response, Usage
-from .budget import Fit, check_strategy, fit
+from .budget import Fit, Truncation, check_strategy, fit
 from .export import markdown_of, read_saved, redact_secrets, text_of, write_export
 
 if TYPE_CHECKING:
@@ -100,6 +100,9 @@ class ConversationUsage:
         return total
 
 
+SETTINGS = ("system", "model", "max_tokens", "truncation", "max_history")
+
+
 class Conversation:
     """A named history of turns; :meth:`messages` builds the next request from it."""
 
@@ -113,20 +116,40 @@ class Conversation:
         max_tokens: int | None = None,
         truncation: str = "drop_oldest",
     ) -> None:
-        if max_history is not None and max_history < 0:
-            raise ConfigError(f"max_history must be >= 0 or None; got {max_history}")
-        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
-            raise ConfigError(f"max_tokens must be a positive number of tokens; got {max_tokens!r}")
         self.name = name
-        self.system = system
-        self.max_history = max_history
-        self.model = model
+        self.system: str | None = None
+        self.max_history: int | None = None
+        self.model: str | None = None
         #: The history's token budget (None: the model's context window less the answer's).
-        self.max_tokens = max_tokens
-        self.truncation = check_strategy(truncation)
+        self.max_tokens: int | None = None
+        self.truncation: Truncation = "drop_oldest"
+        self.configure(
+            system=system,
+            max_history=max_history,
+            model=model,
+            max_tokens=max_tokens,
+            truncation=truncation,
+        )
         self.turns: list[Turn] = []
         #: How the last request was fitted into the budget (None: no budget applied).
         self.last_fit: Fit | None = None
+
+    def configure(self, **settings: Any) -> None:
+        """Change settings (system, model, max_tokens, truncation, max_history), each checked
+        before any is applied."""
+        unknown = [key for key in settings if key not in SETTINGS]
+        if unknown:
+            raise ConfigError(f"unknown session setting {unknown[0]!r}; use {', '.join(SETTINGS)}")
+        history = settings.get("max_history")
+        if history is not None and (not isinstance(history, int) or history < 0):
+            raise ConfigError(f"max_history must be >= 0 or None; got {history!r}")
+        budget = settings.get("max_tokens")
+        if budget is not None and (not isinstance(budget, int) or budget < 1):
+            raise ConfigError(f"max_tokens must be a positive number of tokens; got {budget!r}")
+        if "truncation" in settings:
+            settings["truncation"] = check_strategy(settings["truncation"])
+        for key, value in settings.items():
+            setattr(self, key, value)
 
     def __repr__(self) -> str:
         return f"Conversation({self.name!r}, {len(self.turns)} turns)"

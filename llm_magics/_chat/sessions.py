@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 from .._core.session import SESSION
 from .memory import Conversation
@@ -68,25 +69,13 @@ class Conversations:
             return [name]
 
 
-def session(name: str = "default", **settings: object) -> Conversation:
+def session(name: str = "default", **settings: Any) -> Conversation:
     """The conversation ``name`` of this kernel, made on first use (with ``settings``: system=,
     model=, max_tokens=, truncation=, max_history=; given later, they update it). The same
     object ``%%llm --session name`` continues."""
     conv = SESSION.get(Conversations).get(name)
-    for key, value in settings.items():
-        if key not in _SETTINGS:
-            from .._core.errors import ConfigError
-
-            raise ConfigError(f"unknown session setting {key!r}; use {', '.join(_SETTINGS)}")
-        if key == "truncation":
-            from .budget import check_strategy
-
-            value = check_strategy(str(value))
-        setattr(conv, key, value)
+    conv.configure(**settings)
     return conv
-
-
-_SETTINGS = ("system", "model", "max_tokens", "truncation", "max_history")
 
 
 def sessions() -> list[Conversation]:

@@ -51,6 +51,15 @@ def test_session_settings_apply_to_the_named_conversation() -> None:
         lm.session("s", temprature=0)
 
 
+def test_a_bad_session_setting_is_refused_before_any_is_applied() -> None:
+    conv = lm.session("s", max_tokens=500)
+    with pytest.raises(lm.ConfigError, match="max_tokens must be a positive number"):
+        lm.session("s", system="new", max_tokens=-5)
+    with pytest.raises(lm.ConfigError, match="max_history must be >= 0"):
+        lm.session("s", max_history=-1)
+    assert (conv.system, conv.max_tokens, conv.max_history) == (None, 500, None)
+
+
 def test_a_fork_starts_equal_and_goes_on_alone() -> None:
     conv = lm.Conversation("main", system="S", max_tokens=800, truncation="drop_middle")
     conv.add("one?", answer("1"))
