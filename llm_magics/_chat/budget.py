@@ -16,6 +16,10 @@ Strategies (``truncation=``):
   cache serve it) at the cost of sending less context right after a step.
 * ``"drop_middle"``: keep the first turn (often what sets the task up) and the most recent
   ones, leaving out turns from the middle.
+* ``"summarize"``: fold the oldest half into a summary written by a model, sent as a system
+  message in their place (:mod:`llm_magics._chat.summary`). :func:`fit` sees only what the
+  summary does not cover and treats it as ``drop_oldest`` (the fallback when a summary call
+  fails).
 
 Token counts come from :func:`llm_magics._client.usage.message_tokens`: exact for OpenAI
 models with tiktoken installed, an estimate otherwise (:func:`fit` reports which).
@@ -35,8 +39,8 @@ from .._core.types import Message
 
 __all__ = ["STRATEGIES", "Fit", "Truncation", "fit", "message_tokens"]
 
-Truncation = Literal["drop_oldest", "sliding", "drop_middle"]
-STRATEGIES: tuple[str, ...] = ("drop_oldest", "sliding", "drop_middle")
+Truncation = Literal["drop_oldest", "sliding", "drop_middle", "summarize"]
+STRATEGIES: tuple[str, ...] = ("drop_oldest", "sliding", "drop_middle", "summarize")
 
 
 def check_strategy(truncation: str) -> Truncation:

@@ -1,17 +1,21 @@
 """Conversations: a named chat history that is sent along with each new prompt.
 
-    conv = Conversation("review", system="You are a terse code reviewer.", max_history=10)
-    conv.chat("Is this loop O(n^2)? ...", model="local")
+    conv = Conversation("review", system="You are a terse code reviewer.", model="local")
+    conv.chat("Is this loop O(n^2)? ...")
     conv.chat("And how would you fix it?")          # the model sees the first exchange
-    print(conv.to_markdown())                       # or conv.export("review.json")
+    for piece in conv.stream("Show the fix"): ...   # recorded when the stream ends
+    conv.messages("next?")                          # exactly what the next request sends
+    conv.save("review.json"); Conversation.load("review.json")
 
 ``%%llm --session NAME`` and ``lm.session(NAME)`` share one :class:`Conversation` per name
-(:mod:`llm_magics._chat.sessions`). ``max_history`` limits how many earlier turns are *sent*
-(the oldest are dropped from the request, never from the record, so an export stays complete).
+(:mod:`llm_magics._chat.sessions`). The history sent with a prompt fits a token budget: the
+model's context window less the answer's, or ``max_tokens=``; ``truncation=`` says which
+turns are left out (:mod:`llm_magics._chat.budget`) or, with ``"summarize"``, folded into a
+summary (:mod:`llm_magics._chat.summary`). Left-out turns stay in the record, so an export is
+always complete.
 
 Exports hold messages, model ids and token counts, never credentials: media are written as
-their MIME type and content hash, and any API key value found in the environment is redacted
-from the text before it is written.
+their MIME type and content hash, and any API key value is redacted from the text.
 
 Thread safety: a conversation is meant for one thread (a notebook's main thread); the store
 guards its own dict with a lock.
@@ -21,122 +25,82 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._client.inputs import to_messages
 from .._core.errors import ConfigError
-from .._core.types import Message, Response, Usage
-from .budget import Fit, Truncation, check_strategy, fit
-from .export import markdown_of, read_saved, redact_secrets, text_of, write_export
+from .._core.types import MediaPart, Message, Response
+from .._runtime import loop
+from .budget import Fit, Truncation, check_strategy
+from .export import (
+    SAVED_KIND,
+    markdown_of,
+    read_saved,
+    redact_secrets,
+    saved_media,
+    saved_part,
+    text_of,
+    write_export,
+    write_saved,
+)
+from .recall import Recall
+from .summary import Summary
+from .turns import ConversationUsage, SummaryCall, Turn
 
 if TYPE_CHECKING:
     from .._client.client import Client
+    from .streaming import ConversationStream
 
-__all__ = ["Conversation", "ConversationUsage", "Turn", "redact_secrets"]
+__all__ = ["Conversation", "ConversationUsage", "SummaryCall", "Turn", "redact_secrets"]
 
 ExportFormat = Literal["md", "markdown", "json", "text", "txt"]
 
-
-@dataclass
-class Turn:
-    """One exchange: what was asked, what came back, from which model, at what cost."""
-
-    user: Message
-    answer: str
-    model: str = ""
-    usage: Usage = field(default_factory=Usage)
-    cost: float | None = None
-    finish_reason: str | None = None
-    at: float = field(default_factory=time.time)
-
-    def messages(self) -> list[Message]:
-        return [self.user, Message("assistant", self.answer)]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "user": self.user.to_dict(),
-            "assistant": self.answer,
-            "model": self.model,
-            "usage": {
-                "input_tokens": self.usage.input_tokens,
-                "output_tokens": self.usage.output_tokens,
-            },
-            "cost": self.cost,
-            "finish_reason": self.finish_reason,
-            "at": self.at,
-        }
+SETTINGS = ("system", "model", "max_tokens", "truncation", "max_history", "summary_model")
 
 
-@dataclass
-class ConversationUsage:
-    """What a conversation's turns took. ``cost`` sums the turns with a known price;
-    ``unpriced`` counts the others."""
-
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost: float = 0.0
-    unpriced: int = 0
-
-    @property
-    def tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
-
-    @classmethod
-    def of(cls, turns: Iterable[Turn]) -> ConversationUsage:
-        total = cls()
-        for turn in turns:
-            total.calls += 1
-            total.input_tokens += turn.usage.input_tokens
-            total.output_tokens += turn.usage.output_tokens
-            if turn.cost is None:
-                total.unpriced += 1
-            else:
-                total.cost += turn.cost
-        return total
-
-
-SETTINGS = ("system", "model", "max_tokens", "truncation", "max_history")
-
-
-class Conversation:
+class Conversation(Recall):
     """A named history of turns; :meth:`messages` builds the next request from it."""
 
     def __init__(
         self,
         name: str = "default",
         *,
-        system: str | None = None,
-        max_history: int | None = None,
         model: str | None = None,
+        system: str | None = None,
         max_tokens: int | None = None,
         truncation: str = "drop_oldest",
+        summary_model: str | None = None,
+        max_history: int | None = None,
     ) -> None:
         self.name = name
         self.system: str | None = None
-        self.max_history: int | None = None
         self.model: str | None = None
         #: The history's token budget (None: the model's context window less the answer's).
         self.max_tokens: int | None = None
         self.truncation: Truncation = "drop_oldest"
+        #: The model that writes summaries (None: the model of the call that needs one).
+        self.summary_model: str | None = None
+        self.max_history: int | None = None
         self.configure(
             system=system,
-            max_history=max_history,
             model=model,
             max_tokens=max_tokens,
             truncation=truncation,
+            summary_model=summary_model,
+            max_history=max_history,
         )
         self.turns: list[Turn] = []
+        #: The running summary of the oldest turns (``truncation="summarize"``).
+        self.summary = Summary()
         #: How the last request was fitted into the budget (None: no budget applied).
         self.last_fit: Fit | None = None
+        self._summary_failure_said = False
 
     def configure(self, **settings: Any) -> None:
-        """Change settings (system, model, max_tokens, truncation, max_history), each checked
-        before any is applied."""
+        """Change settings (system, model, max_tokens, truncation, summary_model,
+        max_history), each checked before any is applied."""
         unknown = [key for key in settings if key not in SETTINGS]
         if unknown:
             raise ConfigError(f"unknown session setting {unknown[0]!r}; use {', '.join(SETTINGS)}")
@@ -152,71 +116,132 @@ class Conversation:
             setattr(self, key, value)
 
     def __repr__(self) -> str:
-        return f"Conversation({self.name!r}, {len(self.turns)} turns)"
+        summary = f", summary of {self.summary.covers}" if self.summary else ""
+        return f"Conversation({self.name!r}, {len(self.turns)} turns{summary})"
 
     def __len__(self) -> int:
         return len(self.turns)
 
-    def window(self, max_history: int | None = None) -> list[Turn]:
-        """The turns sent with the next prompt: the last ``max_history`` (all when None)."""
-        limit = self.max_history if max_history is None else max_history
-        if limit is None:
-            return list(self.turns)
-        return self.turns[len(self.turns) - limit :] if limit else []
+    # --- writing the history by hand -----------------------------------------------------
 
-    def messages(
+    def add_user(self, content: Any) -> Turn:
+        """Record a question; the next :meth:`chat` with no prompt answers it."""
+        turn = Turn(_user_message(content), None)
+        self.turns.append(turn)
+        return turn
+
+    def add_assistant(self, text: str) -> Turn:
+        """Record an answer: to the waiting question of :meth:`add_user`, or on its own."""
+        if self.turns and self.turns[-1].pending:
+            self.turns[-1].answer = str(text)
+            return self.turns[-1]
+        turn = Turn(None, str(text))
+        self.turns.append(turn)
+        return turn
+
+    def add(self, prompt: Any, response: Response | str) -> Turn:
+        """Record an exchange. ``prompt`` is what :func:`to_messages` accepts, or None for
+        the waiting question of :meth:`add_user`."""
+        if prompt is None and self.turns and self.turns[-1].pending:
+            turn = self.turns.pop()
+            user = turn.user
+        else:
+            user = _user_message(prompt)
+        if isinstance(response, Response):
+            turn = Turn.answered(user, response)
+        else:
+            turn = Turn(user, str(response))
+        self.turns.append(turn)
+        return turn
+
+    # --- asking --------------------------------------------------------------------------
+
+    def chat(
+        self,
+        prompt: Any = None,
+        *,
+        model: str | None = None,
+        client: Client | None = None,
+        **options: Any,
+    ) -> Response:
+        """Ask with this conversation's history and system prompt, then record the turn.
+        ``model=`` switches model for this call (any provider; the history goes along).
+        With no prompt, answers the question waiting from :meth:`add_user`."""
+        return loop.run(self.achat(prompt, model=model, client=client, **options))
+
+    async def achat(
+        self,
+        prompt: Any = None,
+        *,
+        model: str | None = None,
+        client: Client | None = None,
+        **options: Any,
+    ) -> Response:
+        """:meth:`chat` for async code (``await conv.achat("...")``)."""
+        client = self.client_for(model, client)
+        request = await self.aprepare(prompt, client, options)
+        response = await client.achat(request, **options)
+        self.add(prompt, response)
+        return response
+
+    def stream(
+        self,
+        prompt: Any = None,
+        *,
+        model: str | None = None,
+        client: Client | None = None,
+        **options: Any,
+    ) -> ConversationStream:
+        """Iterate for the answer's text as it arrives; the turn is recorded when the stream
+        ends (an interrupted answer is kept with what arrived, finish reason
+        ``"interrupted"``). ``.response`` holds the whole Response after."""
+        from .streaming import ConversationStream
+
+        client = self.client_for(model, client)
+        request = loop.run(self.aprepare(prompt, client, options))
+        return ConversationStream(self, prompt, client, client.stream(request, **options))
+
+    def client_for(self, model: str | None, client: Client | None = None) -> Client:
+        """The client of a call: the one given, else ``model``'s, else the conversation's."""
+        if client is not None:
+            return client
+        from .._client.registry import current_registry
+
+        return current_registry().client(model or self.model)
+
+    async def aprepare(
         self,
         prompt: Any,
+        client: Client,
+        options: dict[str, Any],
         *,
         max_history: int | None = None,
-        model: str | None = None,
-        answer_tokens: int | None = None,
     ) -> list[Message]:
-        """Exactly what the next request sends (the system message aside): the history that
-        fits, then ``prompt`` as the new user turn. The history is the last ``max_history``
-        turns, then whole turns are left out by :attr:`truncation` until it fits the budget:
-        :attr:`max_tokens`, or else the context window of ``model`` (or the conversation's)
-        less ``answer_tokens`` (default: up to 4,096 of the model's output). :attr:`last_fit`
-        tells what was left out and whether the count was exact."""
-        window = self.window(max_history)
-        new = to_messages(prompt)
-        model_id = model or self.model
-        budget = self._budget(model_id, answer_tokens)
-        self.last_fit = None
-        if budget is not None:
-            fixed = [Message("system", self.system)] if self.system else []
-            self.last_fit = fit(
-                [t.messages() for t in window],
-                [*fixed, *new],
-                budget,
-                self.truncation,
-                model=_bare_model(model_id),
+        """The messages of the next request to ``client`` (summarising first when the
+        strategy asks for it); takes ``system`` out of ``options``. Sends nothing else."""
+        if prompt is None and not (self.turns and self.turns[-1].pending):
+            raise ConfigError(
+                f"nothing to ask in conversation {self.name!r}: pass a prompt, or add_user() "
+                "a question first"
             )
-            window = [window[i] for i in self.last_fit.kept]
-        out: list[Message] = []
-        for turn in window:
-            out.extend(turn.messages())
-        out.extend(new)
-        return out
-
-    def _budget(self, model_id: str | None, answer_tokens: int | None) -> int | None:
-        if self.max_tokens is not None:
-            return self.max_tokens
-        profile = _profile_of(model_id)
-        if profile is None or profile.context_window is None:
-            return None
-        answer = (
-            answer_tokens if answer_tokens is not None else min(profile.max_output or 4096, 4096)
+        system = options.pop("system", None) or self.system
+        answer = options.get("max_tokens")
+        if self.truncation == "summarize":
+            await self.fold_to_fit(client, prompt, system, answer, max_history)
+        return self.messages(
+            prompt,
+            max_history=max_history,
+            model=client.model_id,
+            answer_tokens=answer,
+            system=system,
         )
-        return max(1, profile.context_window - answer)
 
-    # --- branches and checkpoints --------------------------------------------------------
+    # --- branches, checkpoints, files ----------------------------------------------------
 
     def fork(self, name: str | None = None) -> Conversation:
-        """A copy to go on differently: same settings and turns, its own future."""
-        twin = Conversation.from_dict(self.to_dict())
+        """A copy to go on differently: same settings, turns and summary, its own future."""
+        twin = Conversation.from_dict(self.to_dict(), media=self.media())
         twin.name = name or f"{self.name}-fork"
-        twin.model, twin.max_tokens, twin.truncation = self.model, self.max_tokens, self.truncation
         return twin
 
     def snapshot(self) -> dict[str, Any]:
@@ -224,83 +249,63 @@ class Conversation:
         return json.loads(json.dumps(self.to_dict()))
 
     def restore(self, snapshot: dict[str, Any]) -> None:
-        """Go back to a :meth:`snapshot` (turns and system message; the name stays)."""
-        back = Conversation.from_dict(snapshot)
-        self.system, self.turns = back.system, back.turns
+        """Go back to a :meth:`snapshot` (turns, summary and system message; the name
+        stays). Media parts still in this conversation keep their bytes."""
+        back = Conversation.from_dict(snapshot, media=self.media())
+        self.system, self.summary, self.turns = back.system, back.summary, back.turns
 
     def save(self, path: str | os.PathLike[str]) -> str:
-        """Write the conversation as JSON (keys redacted); :meth:`load` reads it back."""
-        return self.export(path, format="json")
+        """Write the conversation as JSON (keys redacted) and its media's bytes beside it
+        (``NAME.media/``, one file per content hash); :meth:`load` reads both back."""
+        text = self.to_json()
+        write_saved(text, self.media().values(), path)
+        return text
 
-    def add(self, prompt: Any, response: Response | str) -> Turn:
-        """Record an exchange. ``prompt`` is what :func:`to_messages` accepts; its last user
-        message is kept."""
-        users = [m for m in to_messages(prompt) if m.role == "user"]
-        user = users[-1] if users else Message("user", "")
-        if isinstance(response, Response):
-            turn = Turn(
-                user,
-                response.text,
-                f"{response.provider}:{response.model}",
-                response.usage,
-                response.cost,
-                response.finish_reason,
+    def media(self) -> dict[str, MediaPart]:
+        """The media of this conversation's questions, by content hash."""
+        return {p.content_hash: p for t in self.turns for p in _media_of(t)}
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Conversation:
+        """Read a conversation written by :meth:`save` or ``export(..., format="json")``.
+        Media whose bytes are not beside the file come back as text placeholders (a
+        warning says how many)."""
+        data, found = read_saved(path)
+        missing = sum(1 for part in saved_media(data["turns"]) if part["sha256"] not in found)
+        if missing:
+            import warnings
+
+            warnings.warn(
+                f"{missing} media part(s) of {path} were not found in "
+                f"{Path(path).with_suffix('.media')}; they come back as text placeholders",
+                UserWarning,
+                stacklevel=2,
             )
-        else:
-            turn = Turn(user, str(response))
-        self.turns.append(turn)
-        return turn
-
-    def chat(
-        self, prompt: Any, *, model: str | None = None, client: Client | None = None, **options: Any
-    ) -> Response:
-        """Ask with this conversation's history and system prompt, then record the turn.
-        ``model=`` switches model for this call (any provider; the history goes along)."""
-        client, request = self._request(prompt, model, client, options)
-        response = client.chat(request, **options)
-        self.add(prompt, response)
-        return response
-
-    async def achat(
-        self, prompt: Any, *, model: str | None = None, client: Client | None = None, **options: Any
-    ) -> Response:
-        """:meth:`chat` for async code (``await conv.achat("...")``)."""
-        client, request = self._request(prompt, model, client, options)
-        response = await client.achat(request, **options)
-        self.add(prompt, response)
-        return response
-
-    def _request(
-        self, prompt: Any, model: str | None, client: Client | None, options: dict[str, Any]
-    ) -> tuple[Client, list[Message]]:
-        if client is None:
-            from .._client.registry import current_registry
-
-            client = current_registry().client(model or self.model)
-        if self.system is not None:
-            options.setdefault("system", self.system)
-        answer = options.get("max_tokens")
-        return client, self.messages(prompt, model=client.model_id, answer_tokens=answer)
+        return cls.from_dict(data, media=found)
 
     @property
     def usage(self) -> ConversationUsage:
-        """Calls, tokens and cost of this conversation's turns."""
-        return ConversationUsage.of(self.turns)
+        """Calls, tokens and cost of this conversation's turns and of its summaries."""
+        return ConversationUsage.of(self.turns, self.summary.calls)
 
     def reset(self) -> None:
-        """Forget every turn (the name, system prompt and settings stay)."""
+        """Forget every turn and the summary (the name, system prompt and settings stay)."""
         self.turns.clear()
+        self.summary = Summary()
 
     # --- export --------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "kind": SAVED_KIND,
             "name": self.name,
             "system": self.system,
             "model": self.model,
             "max_history": self.max_history,
             "max_tokens": self.max_tokens,
             "truncation": self.truncation,
+            "summary_model": self.summary_model,
+            "summary": self.summary.to_dict() if self.summary or self.summary.calls else None,
             "turns": [t.to_dict() for t in self.turns],
         }
 
@@ -334,56 +339,47 @@ class Conversation:
         return text
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Conversation:
+    def from_dict(
+        cls, data: dict[str, Any], *, media: Mapping[str, MediaPart] | None = None
+    ) -> Conversation:
+        """A conversation from :meth:`to_dict`'s form (settings checked as in ``__init__``);
+        media saved by hash take their bytes from ``media``, else become text placeholders."""
+        kind = data.get("kind", SAVED_KIND)
+        if kind != SAVED_KIND:
+            raise ConfigError(f"not a saved conversation: its kind is {kind!r}, not {SAVED_KIND!r}")
         conv = cls(
             data.get("name") or "default",
             system=data.get("system"),
-            max_history=data.get("max_history"),
             model=data.get("model"),
             max_tokens=data.get("max_tokens"),
             truncation=data.get("truncation") or "drop_oldest",
+            summary_model=data.get("summary_model"),
+            max_history=data.get("max_history"),
         )
+        conv.summary = Summary.from_dict(data.get("summary"))
         for t in data.get("turns", []):
-            user = (
-                to_messages([t["user"]])[0]
-                if isinstance(t["user"], dict) and "role" in t["user"]
-                else Message("user", str(t["user"]))
-            )
-            usage = Usage(**t.get("usage", {}))
-            conv.turns.append(
-                Turn(
-                    user,
-                    t.get("assistant", ""),
-                    t.get("model", ""),
-                    usage,
-                    t.get("cost"),
-                    t.get("finish_reason"),
-                    t.get("at", 0.0),
-                )
-            )
+            conv.turns.append(Turn.from_dict(t, _saved_user(t.get("user"), media or {})))
         return conv
 
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Conversation:
-        """Read a conversation written by :meth:`save` or ``export(..., format="json")``
-        (media parts, stored as hashes only, come back as text placeholders)."""
-        return cls.from_dict(read_saved(path))
+
+def _user_message(prompt: Any) -> Message:
+    """The user message to record for ``prompt`` (its last user message)."""
+    users = [m for m in to_messages(prompt) if m.role == "user"]
+    return users[-1] if users else Message("user", "")
 
 
-def _profile_of(model_id: str | None) -> Any:
-    """The model profile behind a model id or alias (None when unknown or unresolvable)."""
-    if not model_id:
+def _saved_user(user: Any, media: Mapping[str, MediaPart]) -> Message | None:
+    if user is None:
         return None
-    from .._client.pricing import profile_for
-    from .._client.registry import current_registry
-
-    try:
-        ref = current_registry().resolve(model_id)
-    except ConfigError:
-        return None
-    return profile_for(ref.provider, ref.model)
+    if not (isinstance(user, dict) and "role" in user):
+        return Message("user", str(user))
+    content = user.get("content")
+    if isinstance(content, list):
+        user = {**user, "content": [saved_part(c, media) for c in content]}
+    return to_messages([user])[0]
 
 
-def _bare_model(model_id: str | None) -> str | None:
-    """The model name for token counting (``openai:gpt-4o`` -> ``gpt-4o``)."""
-    return model_id.partition(":")[2] or model_id if model_id else None
+def _media_of(turn: Turn) -> list[MediaPart]:
+    if turn.user is None or isinstance(turn.user.content, str):
+        return []
+    return [p for p in turn.user.content if isinstance(p, MediaPart)]

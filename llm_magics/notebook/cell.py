@@ -50,16 +50,13 @@ class CellRun:
         if conversation is not None:
             if args.system:
                 conversation.system = args.system
-            elif conversation.system:
-                options["system"] = conversation.system
+            if conversation.system:  # the session's own system wins over the default one
+                options.pop("system", None)
         client = registry.current_registry().client(args.model or m.default_model or None)
         request: Any = prompt
         if conversation is not None:  # the history that fits this cell's model
-            request = conversation.messages(
-                prompt,
-                max_history=m.max_history,
-                model=client.model_id,
-                answer_tokens=options.get("max_tokens"),
+            request = _loop.run(
+                conversation.aprepare(prompt, client, options, max_history=m.max_history)
             )
         view = AnswerView(fmt, interval=m.update_interval)
         m.last_view = view

@@ -70,7 +70,7 @@ def test_a_budget_smaller_than_the_system_message_and_prompt_says_by_how_much() 
 ])  # fmt: skip
 def test_an_unknown_truncation_strategy_names_the_choices(make) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(
-        lm.ConfigError, match="drop_oldest, sliding, drop_middle; got 'newest_first'"
+        lm.ConfigError, match="drop_oldest, sliding, drop_middle, summarize; got 'newest_first'"
     ):
         make()
 

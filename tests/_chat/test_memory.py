@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,9 @@ import llm_magics as lm
 from llm_magics._chat.memory import Conversation, redact_secrets
 from llm_magics._chat.sessions import Conversations
 from llm_magics._core.types import MediaPart, Message, Response, Usage
-from tests.magics_helpers import KEY, FakeOpenAI, last_user_text
+from tests.magics_helpers import KEY, FakeOpenAI, fake, last_user_text
+
+__all__ = ["fake"]  # fixtures
 
 
 def answer(text: str, model: str = "m") -> Response:
@@ -177,3 +180,35 @@ def test_exports_never_contain_a_key_given_as_api_key_either() -> None:
     conv.add(f"here is {held}", answer("noted"))
     for text in (conv.to_markdown(), conv.to_json()):
         assert held not in text and "...9876" in text
+
+
+def test_add_user_then_add_assistant_writes_one_turn_by_hand() -> None:
+    conv = Conversation("c", system="S")
+    conv.add_user("What is 2 + 2?")
+    assert conv.turns[-1].pending
+    conv.add_assistant("4")
+    assert len(conv) == 1 and not conv.turns[0].pending
+    assert roles(conv.messages("and 3 + 3?")) == [
+        ("system", "S"),
+        ("user", "What is 2 + 2?"),
+        ("assistant", "4"),
+        ("user", "and 3 + 3?"),
+    ]
+    assert conv.usage.calls == 0, "turns written by hand made no call"
+
+
+def test_an_assistant_message_with_no_question_before_it_stands_alone() -> None:
+    conv = Conversation("c")
+    conv.add_assistant("Hello! Ask me anything.")
+    assert roles(conv.messages("hi")) == [("assistant", "Hello! Ask me anything."), ("user", "hi")]
+    assert "Hello! Ask me anything." in conv.to_markdown()
+
+
+def test_chat_with_no_prompt_answers_the_question_waiting_from_add_user(fake: Any) -> None:
+    conv = Conversation("c")
+    conv.add_user("first question")
+    conv.chat(model="openai:gpt-4o-mini")
+    assert len(conv) == 1 and conv.turns[0].answer == "echo: first question"
+    assert [m["role"] for m in fake.bodies[0]["messages"]] == ["user"]
+    with pytest.raises(lm.ConfigError, match="nothing to ask"):
+        conv.chat(model="openai:gpt-4o-mini")

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 import llm_magics as lm
+from llm_magics._chat.summary import Summary
+from llm_magics._chat.turns import SummaryCall
 from llm_magics._core.types import MediaPart, Response, TextPart, Usage
 from tests.magics_helpers import KEY, FakeOpenAI, fake, ip
 
@@ -86,14 +88,16 @@ def test_restore_goes_back_to_a_snapshot() -> None:
     json.dumps(saved)  # a snapshot is plain JSON data
 
 
-def test_save_and_load_round_trip_without_any_key(tmp_path: Path) -> None:
+def test_save_and_load_round_trip_equal_with_media_and_summary_and_no_key(tmp_path: Path) -> None:
     conv = lm.Conversation("trip", system="S", model="openai:gpt-4o-mini", max_tokens=900)
     image = MediaPart("image", "image/png", data=b"\x89PNG fake")
     conv.add([TextPart("look"), image], answer("a picture"))
     conv.add(f"my key is {KEY}", answer("do not paste keys"))
+    conv.summary = Summary("They looked at a picture.", 1, [SummaryCall("openai:m", Usage(9, 3))])
     path = tmp_path / "trip.json"
     conv.save(path)
     assert KEY not in path.read_text()
+    assert (tmp_path / "trip.media" / image.content_hash).read_bytes() == image.data
     back = lm.Conversation.load(path)
     assert (back.name, back.system, back.model, back.max_tokens) == (
         "trip",
@@ -102,8 +106,22 @@ def test_save_and_load_round_trip_without_any_key(tmp_path: Path) -> None:
         900,
     )
     assert [t.answer for t in back.turns] == ["a picture", "do not paste keys"]
-    assert image.content_hash[:12] in back.turns[0].user.text, "media come back by hash"
-    assert back.to_dict() == lm.Conversation.load(path).to_dict()
+    assert back.turns[0].user.parts[1] == image, "media come back from their bytes, by hash"
+    assert back.summary == conv.summary and back.usage.summary_calls == 1
+    assert back.to_dict() == json.loads(path.read_text()), "loads back equal"
+
+
+def test_media_missing_beside_a_saved_file_come_back_as_placeholders_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    conv = lm.Conversation("trip")
+    image = MediaPart("image", "image/png", data=b"\x89PNG fake")
+    conv.add([TextPart("look"), image], answer("a picture"))
+    conv.export(tmp_path / "trip.json")  # an export holds hashes only, no media folder
+    with pytest.warns(UserWarning, match="1 media part"):
+        back = lm.Conversation.load(tmp_path / "trip.json")
+    assert image.content_hash[:12] in back.turns[0].user.text
+    assert back.turns[0].answer == "a picture"
 
 
 @pytest.mark.parametrize(
@@ -112,6 +130,8 @@ def test_save_and_load_round_trip_without_any_key(tmp_path: Path) -> None:
         ("{not json", "is not JSON"),
         ('{"model": "gpt-4o", "messages": []}', "not a saved conversation"),
         ("[1, 2]", "not a saved conversation"),
+        ('{"turns": ["q", "a"]}', "not a saved conversation"),
+        ('{"kind": "chat.export", "turns": []}', "its kind is 'chat.export'"),
     ],
 )
 def test_loading_a_file_that_is_not_a_saved_conversation_says_so(
