@@ -187,3 +187,51 @@ def test_timeouts_and_connection_errors_are_also_builtin_exceptions() -> None:
     assert issubclass(lm.TimeoutError, TimeoutError)
     assert issubclass(lm.APIConnectionError, ConnectionError)
     assert issubclass(lm.LLMError, Exception) and not issubclass(lm.LLMError, KeyboardInterrupt)
+
+
+# --- the request the pooled client sends -----------------------------------------------------
+
+
+def _sent(method: str, json_body: object, headers: dict[str, str]) -> httpx2.Request:
+    import asyncio
+
+    from llm_magics._runtime import http
+
+    seen: list[httpx2.Request] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request)
+        return httpx2.Response(200, json={"ok": True})
+
+    ctx = ErrorContext("openai", "m")
+
+    async def go() -> None:
+        await http.request_json(
+            method,
+            "https://api.example.com/v1/x",
+            ctx=ctx,
+            headers=headers,
+            json_body=json_body,
+            transport=httpx2.MockTransport(handler),
+        )
+
+    asyncio.run(go())
+    return seen[0]
+
+
+def test_a_json_request_carries_what_httpx2s_build_request_would_send() -> None:
+    headers = {"Authorization": "Bearer sk-x", "Content-Type": "application/json; charset=utf-8"}
+    body = {"model": "m", "messages": [{"role": "user", "content": "héllo {json}"}]}
+    sent = _sent("POST", body, headers)
+    expected = httpx2.AsyncClient().build_request(
+        "POST", "https://api.example.com/v1/x", headers=headers, json=body
+    )
+    assert sent.content == expected.content, "the body is encoded as httpx2 encodes JSON"
+    assert dict(sent.headers) == dict(expected.headers), "the same headers, each once"
+    assert sent.headers.get_list("content-type") == ["application/json; charset=utf-8"]
+
+
+def test_a_request_without_a_body_sends_no_body_and_no_content_type() -> None:
+    sent = _sent("GET", None, {"x-api-key": "k"})
+    assert sent.content == b"" and "content-type" not in sent.headers
+    assert sent.headers["x-api-key"] == "k" and sent.headers["user-agent"].startswith("python-")
