@@ -24,7 +24,9 @@ The rule, written for people who paste code into prompts:
   message at that position instead of text.
 
 :class:`ErrorLog` (:mod:`llm_magics._chat.errorlog`) records the errors of recent cells so
-prompts can say ``{Err[-1]}``.
+prompts can say ``{Err[-1]}``. Prompt templates (:mod:`llm_magics._chat.templates`) and their
+use over DataFrame rows read their placeholders with the same scanner (:func:`tokens`,
+:func:`placeholders`): one grammar, in this module.
 Nothing in this module imports IPython; it works on plain mappings.
 """
 
@@ -44,9 +46,13 @@ __all__ = [
     "PromptError",
     "UnknownNameError",
     "code_spans",
+    "field_root",
+    "format_value",
+    "placeholders",
     "render",
     "resolve",
     "to_media_part",
+    "tokens",
 ]
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -167,6 +173,48 @@ def _inline_spans(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
     yield from found
 
 
+def placeholders(template: str) -> list[re.Match[str]]:
+    """The placeholders of ``template`` in order, as matches of the one placeholder grammar
+    (``match["field"]``, ``match["conv"]``, ``match["spec"]``): escaped ``{{name}}`` and
+    braces that form no placeholder are not among them. :func:`render` fills exactly these;
+    prompt templates (:mod:`llm_magics._chat.templates`) read their variables from them."""
+    return [t for t in tokens(template) if not isinstance(t, str)]
+
+
+def field_root(field: str) -> str:
+    """The name a placeholder's field starts with: ``row`` of ``row.title``, ``Err`` of
+    ``Err[-1]``."""
+    root = re.match(_IDENT, field)
+    assert root is not None, field
+    return root.group()
+
+
+def tokens(template: str) -> Iterator[str | re.Match[str]]:
+    """``template`` read once, left to right: literal text (escapes already resolved, so
+    ``{{x}}`` yields ``{x}``) and placeholder matches, in order. The one scanner of the
+    grammar described in the module docstring."""
+    i, n = 0, len(template)
+    while i < n:
+        ch = template[i]
+        if ch not in "{}":
+            nxt = _next_brace(template, i)
+            yield template[i:nxt]
+            i = nxt
+            continue
+        escaped = _escaped_placeholder(template, i)
+        if escaped is not None:
+            yield escaped.group()  # {{name}} -> {name}
+            i = escaped.end() + 1
+            continue
+        match = _PLACEHOLDER.match(template, i) if ch == "{" else None
+        if match is None:
+            yield ch
+            i += 1
+            continue
+        yield match
+        i = match.end()
+
+
 def render(
     template: str,
     namespace: Mapping[str, Any],
@@ -179,35 +227,20 @@ def render(
     out: list[str | MediaPart] = []
     buf: list[str] = []
     in_code = _CodeCursor(code_spans(template))
-    i, n = 0, len(template)
-    while i < n:
-        ch = template[i]
-        if ch not in "{}":
-            nxt = _next_brace(template, i)
-            buf.append(template[i:nxt])
-            i = nxt
+    for token in tokens(template):
+        if isinstance(token, str):
+            buf.append(token)
             continue
-        escaped = _escaped_placeholder(template, i)
-        if escaped is not None:
-            buf.append(escaped.group())  # {{name}} -> {name}
-            i = escaped.end() + 1
-            continue
-        match = _PLACEHOLDER.match(template, i) if ch == "{" else None
-        if match is None:
-            buf.append(ch)
-            i += 1
-            continue
-        value = _placeholder_value(match, namespace, extras, in_code.covers(i))
+        value = _placeholder_value(token, namespace, extras, in_code.covers(token.start()))
         if value is _MISSING:
-            buf.append(match.group())  # an unknown name inside code or math stays as written
+            buf.append(token.group())  # an unknown name inside code or math stays as written
+            continue
+        media = None if token["conv"] or token["spec"] else to_media_part(value)
+        if media is not None:
+            _flush(buf, out)
+            out.append(media)
         else:
-            media = None if match["conv"] or match["spec"] else to_media_part(value)
-            if media is not None:
-                _flush(buf, out)
-                out.append(media)
-            else:
-                buf.append(_format(value, match))
-        i = match.end()
+            buf.append(format_value(value, token))
     _flush(buf, out)
     return _merge(out)
 
@@ -268,7 +301,9 @@ def _next_brace(text: str, start: int) -> int:
     return min(positions) if positions else len(text)
 
 
-def _format(value: Any, match: re.Match[str]) -> str:
+def format_value(value: Any, match: re.Match[str]) -> str:
+    """``value`` as a placeholder ``match`` writes it: its ``!r``/``!s``/``!a`` and ``:spec``
+    applied as :meth:`str.format` does (a :class:`PromptError` when the spec does not fit)."""
     conv = match["conv"]
     if conv == "r":
         value = repr(value)

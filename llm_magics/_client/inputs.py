@@ -3,27 +3,36 @@
 ``chat`` takes a string, a list of text and media parts, a Message, OpenAI-style message dicts,
 or a list of those; images and audio may be anything :func:`~llm_magics._media.objects.as_media_part`
 understands (paths, arrays, PIL images, figures, ``lm.Image``).
+
+A prompt template (``lm.Template``, or any object :func:`~llm_magics._core.templating.is_prompt_template`
+recognises) is rendered first: :func:`fill_template` takes the keyword arguments of the call
+that are its variables, and leaves the others as request options.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .._core.errors import ConfigError
+from .._core.options import CHAT_OPTIONS, unknown_option_error
+from .._core.templating import is_prompt_template
 from .._core.types import MediaPart, Message, Part, TextPart, ToolCall
 from .._media.objects import as_media_part
 
-__all__ = ["to_messages"]
+__all__ = ["fill_template", "neither_option_nor_variable", "to_messages"]
 
 
 def to_messages(prompt: Any) -> list[Message]:
     """Normalise what a user passes to ``chat``: a string, a list of parts, a Message,
-    OpenAI-style message dicts, or a list of those."""
+    OpenAI-style message dicts, or a list of those (a template renders with its defaults)."""
     if isinstance(prompt, str):
         return [Message("user", prompt)]
+    if is_prompt_template(prompt):
+        return to_messages(prompt.render())
     if isinstance(prompt, Message):
         return [prompt]
     if isinstance(prompt, Mapping):
@@ -109,3 +118,37 @@ def _message_from_dict(d: Mapping[str, Any]) -> Message:
         fn = tc.get("function", tc)
         calls.append(ToolCall.from_raw(tc.get("id", ""), fn["name"], fn.get("arguments")))
     return Message(role, parts, calls, d.get("tool_call_id"), d.get("name"))
+
+
+def fill_template(prompt: Any, options: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """``prompt`` rendered when it is a template, with the keyword arguments of the call that
+    are its variables; returns the messages and the remaining (request) options.
+
+    An option name always means the option (templates cannot use those names); any other
+    keyword must be a variable of the template: a typo is a ConfigError that names the
+    closest variable or option, before anything is rendered or sent."""
+    if not is_prompt_template(prompt):
+        return prompt, options if isinstance(options, dict) else dict(options)
+    variables = set(prompt.variables)
+    values = {k: v for k, v in options.items() if k in variables and k not in CHAT_OPTIONS}
+    rest = {k: v for k, v in options.items() if k not in values}
+    for name in rest:
+        if name not in CHAT_OPTIONS:
+            raise neither_option_nor_variable(name, prompt)
+    return to_messages(prompt.render(**values)), rest
+
+
+def neither_option_nor_variable(name: str, template: Any) -> ConfigError:
+    """The error for a keyword that is no option of chat and no variable of ``template``."""
+    listing = ", ".join(template.variables) or "none"
+    close = difflib.get_close_matches(name, template.variables, n=1, cutoff=0.6)
+    if close:
+        return ConfigError(
+            f"{name}= is neither an option of chat nor a variable of template "
+            f"{template.name!r}. Did you mean {close[0]}=? Its variables: {listing}."
+        )
+    base = unknown_option_error(name, "chat")
+    return ConfigError(
+        f"{base.message} It is no variable of template {template.name!r} either (its "
+        f"variables: {listing})."
+    )

@@ -27,7 +27,8 @@ from typing import Any, Literal
 
 from .._core.errors import ConfigError
 from .._core.types import MediaKind, MediaPart
-from .template import MediaRef, RowTemplate, join, unknown_column_message
+from .template import MediaRef, RowTemplate, SystemPrompt, join, unknown_column_message
+from .templated import TemplateRows
 
 __all__ = ["NaRule", "Plan", "build_plan"]
 
@@ -47,7 +48,7 @@ class Plan:
 
 def build_plan(
     frame: Any,
-    template: str | Callable[[Any], Any],
+    template: str | Callable[[Any], Any] | TemplateRows,
     *,
     aliases: Mapping[str, Hashable] | None = None,
     images: Sequence[Hashable] = (),
@@ -94,11 +95,15 @@ def _media_columns(
 
 def _compile(
     frame: Any,
-    template: str | Callable[[Any], Any],
+    template: str | Callable[[Any], Any] | TemplateRows,
     aliases: Mapping[str, Hashable] | None,
     require_fields: bool,
-) -> RowTemplate | None:
-    """The compiled string template, or None for a callable one."""
+) -> RowTemplate | TemplateRows | None:
+    """The compiled string template (or the bound lm.Template), or None for a callable one."""
+    if isinstance(template, TemplateRows):
+        if require_fields and not template.has_fields:
+            raise ConfigError(template.no_column_message(list(frame.columns)))
+        return template
     if callable(template):
         return None
     if not isinstance(template, str):
@@ -117,8 +122,8 @@ def _compile(
 
 def _plan_rows(
     frame: Any,
-    template: str | Callable[[Any], Any],
-    compiled: RowTemplate | None,
+    template: str | Callable[[Any], Any] | TemplateRows,
+    compiled: RowTemplate | TemplateRows | None,
     media_cols: list[tuple[Hashable, MediaKind]],
     used: list[Hashable],
     na: NaRule,
@@ -187,7 +192,7 @@ def _key(prompt: Any) -> Hashable:
         return prompt
     key: list[Hashable] = []
     for item in prompt:
-        if isinstance(item, str | MediaRef):
+        if isinstance(item, str | MediaRef | SystemPrompt):
             key.append(item)
         elif isinstance(item, MediaPart):
             key.append(("h", item.content_hash))

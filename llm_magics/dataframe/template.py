@@ -35,9 +35,16 @@ from typing import Any
 
 from .._chat.interpolation import _PLACEHOLDER, code_spans, resolve, to_media_part
 from .._core.errors import ConfigError
-from .._core.types import MediaKind, MediaPart
+from .._core.types import MediaKind, MediaPart, Message, TextPart
 
-__all__ = ["MediaRef", "RowTemplate", "join", "materialize", "unknown_column_message"]
+__all__ = [
+    "MediaRef",
+    "RowTemplate",
+    "SystemPrompt",
+    "join",
+    "materialize",
+    "unknown_column_message",
+]
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MEDIA_SPECS: dict[str, MediaKind] = {"image": "image", "audio": "audio"}
@@ -65,6 +72,15 @@ class MediaRef:
         else:  # PIL images, arrays, figures: the same object means the same content
             ident = ("id", id(value))
         return cls(kind, ident, value)
+
+
+@dataclass(frozen=True)
+class SystemPrompt:
+    """The system prompt of one row's prompt, when an ``lm.Template``'s system text uses a
+    column (the first item of the prompt tuple; :func:`materialize` makes it a system
+    message). See :mod:`llm_magics.dataframe.templated`."""
+
+    text: str
 
 
 @dataclass(frozen=True)
@@ -245,9 +261,16 @@ def _format(seg: _Field, value: Any) -> str:
 
 def materialize(prompt: Any) -> Any:
     """What ``achat`` takes: MediaRefs become media parts (files are read here, once the
-    prompt is about to be sent)."""
+    prompt is about to be sent); a prompt led by a system prompt (an ``lm.Template`` whose
+    system text uses a column) becomes a system and a user message."""
     if not isinstance(prompt, tuple):
         return prompt
+    if prompt and isinstance(prompt[0], SystemPrompt):
+        rest = prompt[1:]
+        user = rest[0] if len(rest) == 1 and isinstance(rest[0], str) else materialize(rest)
+        if not isinstance(user, str):
+            user = [TextPart(p) if isinstance(p, str) else p for p in user]
+        return [Message("system", prompt[0].text), Message("user", user)]
     parts: list[Any] = []
     for item in prompt:
         if isinstance(item, MediaRef):

@@ -1,5 +1,6 @@
 """The OpenAI-compatible provider against a real server nobody here wrote: llama-cpp-python's
-``llama_cpp.server`` for the embedded GGUF, started with :func:`llm_magics.serve_local`.
+``llama_cpp.server`` for the embedded GGUF, started with :func:`llm_magics.serve_local` (the
+``llama_server`` and ``forward`` fixtures of tests/support/llama.py, one server per run).
 
 Every request body we send is validated against OpenAI's published spec on the way (a
 SpecTransport whose handler forwards to the real server). Responses are the server's own and
@@ -9,7 +10,6 @@ and our provider must cope with what it really sends.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import socket
 from collections.abc import Iterator
@@ -20,8 +20,8 @@ from pydantic import BaseModel
 
 import llm_magics as lm
 from llm_magics._local.serve import LocalServer
-from llm_magics._runtime import loop as _loop
 from llm_magics._runtime.retry import RetryPolicy
+from tests.support.llama import Forward
 from tests.support.specs import SpecTransport
 
 pytestmark = [
@@ -37,47 +37,6 @@ pytestmark = [
 class City(BaseModel):
     city: str
     country: str
-
-
-class Forward:
-    """A SpecTransport handler that sends each validated request on to the real server."""
-
-    def __init__(self) -> None:
-        self.clients: dict[asyncio.AbstractEventLoop, httpx2.AsyncClient] = {}
-
-    async def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        loop = asyncio.get_running_loop()
-        client = self.clients.get(loop)
-        if client is None:
-            client = self.clients[loop] = httpx2.AsyncClient(timeout=120)
-        upstream = httpx2.Request(
-            request.method, request.url, headers=request.headers, content=request.content
-        )
-        return await client.send(upstream, stream=True)
-
-    def close(self) -> None:
-        for loop, client in self.clients.items():
-            if loop is _loop.get_loop():
-                _loop.run(client.aclose())
-
-
-@pytest.fixture(scope="session")
-def llama_server() -> Iterator[LocalServer]:
-    # serve_local picks a free port on 127.0.0.1, polls /v1/models with a bounded timeout,
-    # and stops the process itself when it does not come up.
-    server = lm.serve_local(timeout=180)
-    try:
-        yield server
-    finally:
-        server.stop()
-        assert not server.running
-
-
-@pytest.fixture(scope="session")
-def forward() -> Iterator[Forward]:
-    handler = Forward()
-    yield handler
-    handler.close()
 
 
 @pytest.fixture
