@@ -1,1 +1,2 @@
-"""Many prompts at once: the fan-out engine."""
+"""Many prompts at once: the fan-out engine (:mod:`.fanout`) and provider Batch API jobs
+(:mod:`.jobs`, their records :mod:`.job_store` and handles :mod:`.job_handle`)."""

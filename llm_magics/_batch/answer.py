@@ -22,7 +22,7 @@ from .._core.errors import (
     LLMError,
     OutputParseError,
 )
-from .._core.types import Response
+from .._core.types import ChatRequest, Response
 from .._runtime.retry import is_retryable
 from .lookahead import Lookahead, request_options
 from .outcomes import Outcomes
@@ -105,6 +105,11 @@ class PromptAnswerer:
                 raise
             outcomes.fail(i, exc, sweep, is_retryable(exc))
             return
+        self.accept(i, response, sweep)
+
+    def accept(self, i: int, response: Response, sweep: bool = False) -> None:
+        """Prompt ``i`` has its answer (finished already): count it, convert it, record it."""
+        outcomes = self._outcomes
         outcomes.account(response)
         try:
             value = self._convert(response)
@@ -113,7 +118,24 @@ class PromptAnswerer:
             return
         outcomes.succeed(i, value, sweep)
 
-    def _recovered(self, i: int, prompt: Any, exc: OutputParseError, sweep: bool) -> None:
+    def take(
+        self, i: int, prompt: Any, request: ChatRequest, response: Response, key: str | None
+    ) -> None:
+        """Prompt ``i``'s fresh answer arrived by another way than ``achat`` (a provider
+        batch job): finish it as the pipeline finishes every answer (schema, accounting),
+        cache it under ``key`` (the key an online call has) and record it."""
+        pipeline = self._client.pipeline
+        try:
+            pipeline.finish(response, request, time.perf_counter())
+        except OutputParseError as exc:
+            self._recovered(i, prompt, exc, False, key)
+            return
+        pipeline.put(key, response)
+        self.accept(i, response)
+
+    def _recovered(
+        self, i: int, prompt: Any, exc: OutputParseError, sweep: bool, key: str | None = None
+    ) -> None:
         """An answer that did not parse: use ``recover`` on it when there is one, else fail."""
         outcomes = self._outcomes
         answer = exc.response
@@ -126,10 +148,10 @@ class PromptAnswerer:
         except ValueError as inner:
             outcomes.fail(i, inner, sweep)
             return
-        self._remember(prompt, answer)
+        self._remember(prompt, answer, key)
         outcomes.succeed(i, value, sweep)
 
-    def _remember(self, prompt: Any, answer: Response) -> None:
+    def _remember(self, prompt: Any, answer: Response, key: str | None = None) -> None:
         """Cache an answer the client refused to cache because it did not parse, when the
         caller could use it anyway (a label found in prose): a rerun then sends nothing
         either."""
@@ -137,7 +159,9 @@ class PromptAnswerer:
         if client.cache is None or cache is False or answer.cached:
             return
         try:
-            request = client.build_request(prompt, **request_options(self._options))
-            client.pipeline.put(client.pipeline.cache_key(request, cache), answer)
+            if key is None:
+                request = client.build_request(prompt, **request_options(self._options))
+                key = client.pipeline.cache_key(request, cache)
+            client.pipeline.put(key, answer)
         except Exception:  # caching is an optimisation; the value is already in hand
             return

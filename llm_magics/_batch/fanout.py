@@ -22,6 +22,10 @@ What it guarantees, so a notebook user can trust a 10,000-row run:
   :class:`~llm_magics.ConfigError`, :class:`~llm_magics.AuthenticationError`) are raised at
   once, and so is the error when the first ``FAIL_FAST`` prompts all failed and none
   succeeded (a server that is down should not be retried 10,000 times).
+* **Spending limits**: every request meets the kernel's budget (``lm.budget``) and the run's
+  ``max_cost`` (:func:`~llm_magics._client.budget.spending_cap`) before it is sent; one that
+  would pass either is not sent, and its rows get the error saying so (answered rows are
+  cached, so raising the limit and rerunning finishes the rest).
 * **Memory**: per prompt only the converted value and the error text are kept; Responses are
   dropped as soon as their value, tokens and cost are counted.
 
@@ -45,6 +49,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from .._client.budget import spending_cap
 from .._client.client import Client
 from .._client.pipeline import CacheMode
 from .._core.types import Response
@@ -73,6 +78,7 @@ async def run_batch(
     progress: Progress | None = None,
     stats: BatchStats | None = None,
     options: dict[str, Any] | None = None,
+    max_cost: float | None = None,
 ) -> BatchResult:
     """Send every prompt of ``prompts`` with ``client.achat`` and convert the answers.
 
@@ -81,7 +87,8 @@ async def run_batch(
     file) right before sending, so media are in memory only while in flight. ``convert``
     maps a Response to the stored value; if it raises ValueError the prompt counts as
     failed with that message. ``recover`` handles an :class:`OutputParseError`'s response
-    (e.g. a label found in a non-JSON answer) instead of failing the prompt.
+    (e.g. a label found in a non-JSON answer) instead of failing the prompt. ``max_cost``:
+    the most this run may spend (USD), on top of the kernel's budget.
     """
     n = len(prompts)
     weights = list(rows) if rows is not None else [1] * n
@@ -103,7 +110,8 @@ async def run_batch(
     width = concurrency or DEFAULT_CONCURRENCY
     progress.start(stats)
     try:
-        await _answer_all(answerer, outcomes, n, width, progress, stats)
+        with spending_cap(max_cost):
+            await _answer_all(answerer, outcomes, n, width, progress, stats)
         stats.status = "done"
     except asyncio.CancelledError:
         stats.status = "interrupted"

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .._client.pricing import cache_saving_of, cost_of
+from .._core.errors import BudgetExceededError
 from .._core.types import Response
 from .stats import BatchStats
 
@@ -75,27 +77,31 @@ class Outcomes:
         stats = self._stats
         if response.cached:
             stats.cache_hits += 1
+            stats.saved += response.cost or 0.0
             return
         stats.requests += 1
-        stats.input_tokens += response.usage.input_tokens
-        stats.output_tokens += response.usage.output_tokens
+        usage = response.usage
+        stats.input_tokens += usage.input_tokens
+        stats.output_tokens += usage.output_tokens
         cost = response.cost
         if cost is None:
-            from .._client.pricing import cost_of
-
             cost = cost_of(response)
         if cost is None:
             stats.unpriced += 1
         else:
             stats.cost += cost
+        if usage.cached_input_tokens or usage.cache_write_tokens:
+            stats.cached_input_tokens += usage.cached_input_tokens
+            stats.prompt_cache_saved += cache_saving_of(response) or 0.0
 
     def fail(self, i: int, exc: BaseException, sweep: bool, retryable: bool = False) -> None:
         """Prompt ``i`` failed with ``exc``: keep its error text, or raise when the run should
         stop (``errors="raise"``, or the first ``FAIL_FAST`` prompts all failed)."""
         if self._errors == "raise":
             raise exc
-        self.failed += 1
-        if self._first_error is None:
+        refused = isinstance(exc, BudgetExceededError)  # not sent on purpose: the run goes on
+        self.failed += 0 if refused else 1
+        if self._first_error is None and not refused:
             self._first_error = exc
         self.failures[i] = error_text(exc)
         if not sweep:
@@ -104,8 +110,10 @@ class Outcomes:
             self._stats.errors += weight
             if retryable:
                 self.retry_later.append(i)
-        if not self.successes and self.failed >= FAIL_FAST and self._count > FAIL_FAST:
-            raise self._first_error
+        if refused or self.successes:
+            return
+        if self.failed >= FAIL_FAST and self._count > FAIL_FAST:
+            raise self._first_error if self._first_error is not None else exc
 
     def succeed(self, i: int, value: Any, sweep: bool) -> None:
         self.successes += 1

@@ -197,6 +197,13 @@ class KeyPool:
             state.tokens.append(entry)
             state.token_sum += used
 
+    def find(self, fingerprint: str) -> APIKey | None:
+        """The live key whose :attr:`~llm_magics._core.secrets.APIKey.fingerprint` this is."""
+        for state in self._states:
+            if state.key.fingerprint == fingerprint and not state.dead:
+                return state.key
+        return None
+
     def rate_limited(self, key: APIKey, retry_after: float | None) -> None:
         """Cool the key down: Retry-After when given, else 60 -> 120 -> 240 s ... up to 1 h."""
         with self._lock:

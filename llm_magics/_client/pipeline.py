@@ -1,8 +1,9 @@
 """The request pipeline: the one way a request travels, whoever sends it.
 
     build (Client.build_request) -> cache lookup -> media fitted to the provider ->
+    budget (its cost reserved under lm.budget / max_cost, or refused) ->
     key from the pool + retry policy -> the wire (the provider) -> finish (schema, latency) ->
-    accounting (the session's response hooks) -> cache put
+    accounting (the session's response hooks, the spend) -> cache put
 
 ``Client.achat``/``chat``, ``Client.astream`` (through :class:`~llm_magics._client.stream.ResponseStream`),
 embeddings, transcription and the fan-out engine of ``df.llm`` all go through one
@@ -33,6 +34,7 @@ from .._runtime.http_errors import NOT_UNDERSTOOD, not_understood
 from .._runtime.retry import Attempts, RetryPolicy, is_retryable, retry_reason
 from .._runtime.waits import announce
 from ..providers.base import Provider
+from .budget import admit, spend
 from .keys import KeyPool
 from .usage import ResponseHooks, estimate_request_tokens
 
@@ -146,8 +148,13 @@ class Pipeline:
             self.record(key, response)
             return response
 
-        response = await self.call(attempt, estimate_request_tokens(request), timeout=timeout)
-        self.finish(response, request, started)
+        ticket = admit(self.provider.name, self.model, request)
+        try:
+            response = await self.call(attempt, estimate_request_tokens(request), timeout=timeout)
+            self.finish(response, request, started)
+        finally:
+            if ticket is not None:
+                ticket.release()
         self.put(cache_key, response)
         return response
 
@@ -205,6 +212,7 @@ class Pipeline:
                 response.parsed = None
         # The answer was paid for whether or not it parses: account for it first.
         SESSION.get(ResponseHooks).run(response)
+        spend(response)
         if failure is not None and request.schema is not None:
             raise OutputParseError(
                 f"the answer of {self.model_id} does not match the schema "

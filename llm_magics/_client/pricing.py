@@ -34,7 +34,9 @@ from ..providers.catalog import VENDORS, ModelProfile, Vendor, undated
 
 __all__ = [
     "ModelProfile",
+    "cache_saving_of",
     "cost_of",
+    "known_profiles",
     "model_profile",
     "profile_for",
     "register_model_profile",
@@ -107,6 +109,16 @@ def profile_for(provider: str, model: str) -> ModelProfile | None:
     return _lookup(provider, model, SESSION.get(ProfileOverrides).generation)
 
 
+def known_profiles(provider: str) -> list[ModelProfile]:
+    """The profiles of ``provider``'s models known to this kernel (user-registered, adopted,
+    built-in; the user's win), by model name; a provider-wide ``*`` row is left out."""
+    overrides = SESSION.get(ProfileOverrides)
+    found: dict[str, ModelProfile] = {}
+    for table in (_builtin, overrides.adopted, overrides.profiles):  # later ones win
+        found.update({m: row for (p, m), row in table.items() if p == provider and m != "*"})
+    return [found[m] for m in sorted(found)]
+
+
 def _split(model_id: str) -> tuple[str, str]:
     provider, sep, model = model_id.partition(":")
     if not sep or not provider or not model:
@@ -141,8 +153,10 @@ def register_model_profile(model_id: str, **fields_: Any) -> ModelProfile:
     ``model_id`` is ``provider:model`` (``provider:*`` for every model of a provider). Fields:
     ``context_window``, ``max_output``, prices in USD per 1M tokens (``input``, ``output``,
     ``cached_input``, ``cache_write``, ``long_input``, ``long_output``, ``long_cached_input``,
-    ``audio_input``), ``long_context_threshold``, and per-key rate limits ``rpm``, ``rpd``,
-    ``tpm`` that key rotation honours. Fields not given keep the built-in value when there is one.
+    ``audio_input``), ``long_context_threshold``, ``batch`` (the fraction of every price a
+    provider Batch API job bills, e.g. 0.5), ``cache_min_tokens`` (the shortest prefix the
+    prompt cache stores), and per-key rate limits ``rpm``, ``rpd``, ``tpm`` that key rotation
+    honours. Fields not given keep the built-in value when there is one.
     """
     provider, model = _split(model_id)
     known = {f.name for f in fields(ModelProfile)} - {"provider", "model", "source"}
@@ -160,6 +174,13 @@ def register_model_profile(model_id: str, **fields_: Any) -> ModelProfile:
             if not ok or not math.isfinite(value) or value < 0:
                 raise ConfigError(
                     f"{name} must be a price in USD per 1M tokens (a number >= 0); got {value!r}"
+                )
+        elif name == "batch":
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if not ok or not 0 < value <= 1:
+                raise ConfigError(
+                    f"batch must be the fraction of the online price a batch job bills "
+                    f"(0 < batch <= 1, e.g. 0.5); got {value!r}"
                 )
         elif not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{name} must be a positive whole number; got {value!r}")
@@ -186,12 +207,32 @@ def set_price(
     )
 
 
-def cost_of(response: Response) -> float | None:
-    """USD of ``response`` from its usage and the model's profile; None when unknown."""
+def cost_of(response: Response, *, batch: bool = False) -> float | None:
+    """USD of ``response`` from its usage and the model's profile; None when unknown.
+    ``batch``: billed as part of a provider Batch API job."""
     profile = profile_for(response.provider, response.model)
     if profile is None:
         return None
-    return profile.cost(response.usage, audio_tokens=_audio_tokens(response))
+    return profile.cost(response.usage, audio_tokens=_audio_tokens(response), batch=batch)
+
+
+def cache_saving_of(response: Response) -> float | None:
+    """USD the provider's prompt cache saved on ``response`` (negative when a cache write
+    cost more than it saved; 0.0 when nothing was cached; None when a price is unknown),
+    at the rate the response was billed: a batch answer's cost is half the online one, and
+    so is its saving."""
+    usage = response.usage
+    if not usage.cached_input_tokens and not usage.cache_write_tokens:
+        return 0.0
+    profile = profile_for(response.provider, response.model)
+    if profile is None:
+        return None
+    saving, online = profile.cache_saving(usage), profile.cost(usage)
+    if saving is None or online is None:
+        return None
+    if response.cost is not None and online > 0:
+        saving *= response.cost / online  # billed below the online price: a batch job
+    return saving
 
 
 def _audio_tokens(response: Response) -> int:

@@ -8,16 +8,18 @@ its ResponseStream on the private loop thread.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 
 from .._core.errors import LLMError, StreamInterruptedError
 from .._core.textbuffer import TextBuffer
-from .._core.types import Response
+from .._core.types import ChatRequest, Response
 from .._media.prepare import prepare_media
 from .._runtime import loop
 from .._runtime.http import Timeouts
 from .._runtime.http_errors import NOT_UNDERSTOOD, not_understood
+from .budget import admit
 from .pipeline import Pipeline, Prepared
 from .usage import estimate_request_tokens
 
@@ -72,6 +74,20 @@ class ResponseStream:
         if not provider.supports_stream:
             raise provider.unsupported("streaming")
         request = await prepare_media(request, provider)
+        ticket = admit(provider.name, pipeline.model, request)
+        try:
+            async with contextlib.aclosing(self._send(request, cache_key, started)) as pieces:
+                async for piece in pieces:
+                    yield piece
+        finally:
+            if ticket is not None:
+                ticket.release()
+
+    async def _send(
+        self, request: ChatRequest, cache_key: str | None, started: float
+    ) -> AsyncGenerator[str, None]:
+        pipeline = self.pipeline
+        provider = pipeline.provider
         retrying = pipeline.retrying(estimate_request_tokens(request), timeouts=self._timeouts)
         while True:
             key, timeouts = await retrying.next_attempt()

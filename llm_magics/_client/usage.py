@@ -8,7 +8,10 @@ when the provider did not, and adds the response to the kernel's totals, by sess
 Cached answers: a response served from the response cache counts as a call and a cache hit,
 but adds no tokens and no cost to the totals, because it cost nothing now. Its ``cost``
 attribute still shows what it cost when it was first computed, and the totals show that sum
-as ``saved``. A fresh call whose price is unknown adds its tokens but no cost; the totals
+as ``saved``. The provider's own prompt cache is the other saving: input tokens it served
+from its cache (``cached_input_tokens``) or wrote to it (``cache_write_tokens``) are billed at
+the cached and cache-write prices, and ``cache_saved`` sums what that saved against the plain
+input price (a write priced above it counts against). A fresh call whose price is unknown adds its tokens but no cost; the totals
 count it under ``unpriced`` so a total is never presented as complete when it is not.
 
 ``lm.usage()`` returns a snapshot (:class:`UsageReport`) that renders as a table in a
@@ -35,7 +38,7 @@ from typing import Any
 from .._core.fmt import markdown_table, money, text_table
 from .._core.session import SESSION
 from .._core.types import ChatRequest, MediaPart, Message, Response, TextPart
-from .pricing import cost_of
+from .pricing import cache_saving_of, cost_of
 
 __all__ = [
     "ResponseHooks",
@@ -71,8 +74,12 @@ class UsageRow:
     cost: float = 0.0
     unpriced: int = 0
     saved: float = 0.0
+    cache_write_tokens: int = 0
+    cache_saved: float = 0.0
 
-    def add(self, response: Response) -> None:
+    def add(self, response: Response, cache_saved: float | None = None) -> None:
+        """Count ``response``; ``cache_saved``: what the provider's prompt cache saved on it
+        (:func:`~llm_magics._client.pricing.cache_saving_of`)."""
         self.calls += 1
         if response.cached:
             self.cache_hits += 1
@@ -81,6 +88,8 @@ class UsageRow:
         self.input_tokens += response.usage.input_tokens
         self.output_tokens += response.usage.output_tokens
         self.cached_input_tokens += response.usage.cached_input_tokens
+        self.cache_write_tokens += response.usage.cache_write_tokens
+        self.cache_saved += cache_saved or 0.0
         if response.cost is None:
             self.unpriced += 1
         else:
@@ -116,7 +125,12 @@ class UsageReport:
         }
 
     def _rows(self) -> list[list[str]]:
-        rows = [["model", "calls", "cache hits", "input tok", "output tok", "cost", "saved"]]
+        rows = [
+            [
+                "model", "calls", "cache hits", "input tok", "cached tok", "output tok", "cost",
+                "saved: response cache", "saved: prompt cache",
+            ]
+        ]  # fmt: skip
         for name, row in [*sorted(self.by_model.items()), ("**session**", self.session)]:
             rows.append(
                 [
@@ -124,9 +138,11 @@ class UsageReport:
                     str(row.calls),
                     str(row.cache_hits),
                     f"{row.input_tokens:,}",
+                    f"{row.cached_input_tokens:,}",
                     f"{row.output_tokens:,}",
                     row.cost_text(),
                     money(row.saved),
+                    money(row.cache_saved),
                 ]
             )
         return rows
@@ -159,10 +175,11 @@ class UsageTotals:
 
     def add(self, response: Response) -> None:
         model_id = f"{response.provider}:{response.model}"
+        saved = None if response.cached else cache_saving_of(response)
         with self.lock:
-            self.session.add(response)
-            self.by_model.setdefault(model_id, UsageRow()).add(response)
-            self.by_provider.setdefault(response.provider, UsageRow()).add(response)
+            self.session.add(response, saved)
+            self.by_model.setdefault(model_id, UsageRow()).add(response, saved)
+            self.by_provider.setdefault(response.provider, UsageRow()).add(response, saved)
 
     def snapshot(self) -> UsageReport:
         with self.lock:

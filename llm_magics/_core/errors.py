@@ -9,6 +9,7 @@ visible in tracebacks::
      ├── ConfigError                  something to fix in settings: missing key, bad option
      │    └── UnknownModelError       a model id that resolves to nothing
      ├── OutputParseError             the answer did not parse into the requested schema; .text
+     ├── BudgetExceededError          refused before sending: it would pass lm.budget / max_cost
      └── ProviderError                the provider (or the path to it) failed; .status_code
           ├── AuthenticationError     401 / 403: the key is missing, wrong or not allowed
           ├── RateLimitError          429: .retry_after in seconds when the provider said
@@ -37,6 +38,7 @@ __all__ = [
     "APIConnectionError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "ConfigError",
     "ContextLengthError",
     "LLMError",
@@ -97,6 +99,27 @@ class OutputParseError(LLMError):
     def __init__(self, message: str, *, text: str = "", **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.text = text
+
+
+class BudgetExceededError(LLMError):
+    """A call (or a DataFrame map) was refused before anything was sent: it would push spend
+    past the kernel's budget (``lm.budget``) or the run's ``max_cost=``, or its price is
+    unknown while a limit is set. ``limit`` and ``spent`` are in USD; ``estimate`` is what
+    the refused work was expected to cost (None when unknown)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: float | None = None,
+        spent: float | None = None,
+        estimate: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.limit = limit
+        self.spent = spent
+        self.estimate = estimate
 
 
 class ProviderError(LLMError):

@@ -212,6 +212,15 @@ class APIKey:
     def hint(self) -> str:
         return mask(self._secret).removeprefix("...")
 
+    @property
+    def fingerprint(self) -> str:
+        """A stable name of this key that reveals nothing of it (a prefix of a salted
+        SHA-256): a persisted batch job records with it which key made the job."""
+        import hashlib
+
+        digest = hashlib.sha256(b"llm-magics-key\x00" + self._secret.encode("utf-8"))
+        return digest.hexdigest()[:16]
+
     def __repr__(self) -> str:
         return f"APIKey('...{self.hint}')"
 

@@ -8,8 +8,12 @@
 
 Templates: ``{column}`` placeholders, filled once per row with the same safe rules as
 ``%%llm`` (see :mod:`llm_magics.dataframe.template` for braces and ``{photo:image}`` media, and
-:mod:`llm_magics.dataframe.plan` for the ``na=`` rule for missing values), or a function
-``row -> prompt``.
+:mod:`llm_magics.dataframe.plan` for the ``na=`` rule for missing values), a function
+``row -> prompt``, or an ``lm.Template`` whose variables come from the columns of the same
+name, ``columns={"variable": "column"}``, keywords of the call or its defaults
+(:mod:`llm_magics.dataframe.templated`)::
+
+    df.llm.map(lm.templates.translate.with_defaults(language="French"))   # {text} per row
 
 Outputs (every method returns a new DataFrame; index, order and input columns unchanged;
 an output column that already exists is replaced, like :meth:`DataFrame.assign`):
@@ -35,6 +39,14 @@ Engine (:mod:`llm_magics._batch.fanout`): identical prompts are sent once, ``con
 (default 16, or the provider's ``max_concurrency``), each answer is cached as it arrives (so an
 interrupted run resumes where it stopped), with the client's retries and key rotation.
 Progress shows as a widget in a notebook and as a line on stderr elsewhere.
+
+Cost at scale: ``mode="batch"`` sends the uncached unique prompts as provider Batch API jobs
+at half price (:mod:`llm_magics.dataframe.batch`; ``wait=False`` returns the job's handle);
+the rows' shared prefix (system prompt, schema, the template's leading text) goes first and
+byte-identical, with OpenAI's ``prompt_cache_key`` and Anthropic's ``cache_control`` where
+worth it (:mod:`llm_magics._client.prompt_cache`); ``max_cost=`` and the kernel's
+``lm.budget(usd=...)`` refuse a call whose estimate does not fit before anything is sent, and
+stop a running one when the spend reaches them (:mod:`llm_magics.dataframe.costs`).
 
 Thread safety: an accessor call blocks its thread until the run is done; several threads may
 run calls at once (each run is independent on the package's loop thread).

@@ -8,11 +8,13 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from .._chat.templates.template import Template as PromptTemplate
 from .._client.pipeline import CacheMode
 from .._core.errors import ConfigError, LLMError
 from .._core.types import OutputSchema, Response
+from .batch import deferrable
 from .columns import Fields, assign, check_out, object_series, typed
-from .labels import YES_NO, match_label, parse_yes_no
+from .labels import decision_schema, label_schema, match_label, parse_yes_no
 from .plan import NaRule
 from .run import (
     TEXT_ANSWER_TOKENS,
@@ -41,6 +43,7 @@ class DataFrameLLM:
     def _frame(self) -> pd.DataFrame:
         return self._obj
 
+    @deferrable
     def map(
         self,
         template: Template,
@@ -58,9 +61,17 @@ class DataFrameLLM:
         na: NaRule = "skip",
         temperature: float | None = None,
         max_tokens: int | None = None,
+        columns: Mapping[str, Hashable] | None = None,
+        mode: str = "online",
+        max_cost: float | None = None,
         **options: Any,
     ) -> pd.DataFrame:
         """Ask ``template`` (filled from each row) and return a new DataFrame with the answers.
+
+        ``template``: a string with ``{column}`` placeholders, a function row -> prompt, or
+        an ``lm.Template``, whose variables come from the columns of the same name, from
+        ``columns={"variable": "column"}``, or from keywords of this call (one value for
+        every row: ``language="French"``), else from its defaults.
 
         ``model``: a model id, alias, or ``lm.client(...)`` (default: the kernel's default).
         ``out``: the new column (default ``"llm"``); with ``schema``, see the module doc.
@@ -69,6 +80,10 @@ class DataFrameLLM:
         ``errors``: ``"column"`` (failed rows get ``<out>_error``) or ``"raise"``.
         ``images=`` / ``audio=``: columns whose values are appended to the prompt as media.
         ``na``: ``"skip"`` rows with a missing input, or render it ``"empty"``.
+        ``mode="batch"``: one provider Batch API job (half price, answers within 24 h; see
+        :mod:`llm_magics.dataframe.batch`); ``wait=False`` then returns the job's handle.
+        ``max_cost``: the most this call may spend in USD: refused before sending when its
+        estimate is higher, stopped (rows not sent say so in ``<out>_error``) when reached.
         Other keyword arguments (``seed=``, ``top_p=``, ...) go to the chat call.
         """
         frame = self._frame()
@@ -80,17 +95,18 @@ class DataFrameLLM:
                 frame, template, model=model, system=system, schema=fields.schema,
                 concurrency=concurrency, cache=cache, progress=progress, errors=errors,
                 images=images, audio=audio, na=na, aliases=self._aliases, options=options,
-                convert=fields.to_dict,
+                convert=fields.to_dict, columns=columns, mode=mode, max_cost=max_cost,
             )  # fmt: skip
             values, errs = per_row(run)
-            columns = fields.columns(values, index)
-            columns[fields.error_column] = object_series(errs, index)
-            return assign(frame, columns)
+            added = fields.columns(values, index)
+            added[fields.error_column] = object_series(errs, index)
+            return assign(frame, added)
         column = check_out(out, "llm")
         run = execute(
             frame, template, model=model, system=system, schema=None,
             concurrency=concurrency, cache=cache, progress=progress, errors=errors,
             images=images, audio=audio, na=na, aliases=self._aliases, options=options,
+            columns=columns, mode=mode, max_cost=max_cost,
         )  # fmt: skip
         values, errs = per_row(run)
         return assign(
@@ -107,6 +123,7 @@ class DataFrameLLM:
             raise ConfigError("extract() needs schema=: a pydantic model class or a JSON schema")
         return self.map(template, schema=schema, out=out, **kwargs)
 
+    @deferrable
     def classify(
         self,
         template: Template,
@@ -135,7 +152,9 @@ class DataFrameLLM:
             + ", ".join(labels)
             + ". Answer with the label only."
         )
-        schema = _label_schema(labels) if _constrain(constrain, model) else None
+        schema = label_schema(labels) if _constrain(constrain, model) else None
+        if isinstance(template, PromptTemplate) and "labels" in template.variables:
+            kwargs.setdefault("labels", ", ".join(labels))  # lm.templates.classification
 
         def convert(response: Response) -> str:
             parsed = response.parsed
@@ -161,6 +180,7 @@ class DataFrameLLM:
             },
         )
 
+    @deferrable
     def filter(
         self,
         condition: Template,
@@ -202,7 +222,7 @@ class DataFrameLLM:
         """Per row: keep it or not, and why not decided."""
         if undecided not in ("keep", "drop", "raise"):
             raise ConfigError(f"undecided= takes 'keep', 'drop' or 'raise'; got {undecided!r}")
-        schema = _decision_schema() if _constrain(constrain, model) else None
+        schema = decision_schema() if _constrain(constrain, model) else None
         frame = self._frame()
         run = execute(
             frame, condition, model=model, system=_join_system(system, _DECIDE_INSTRUCTION),
@@ -228,11 +248,14 @@ class DataFrameLLM:
         temperature: float | None = None,
         max_tokens: int | None = None,
         answer_tokens: int | None = None,
+        columns: Mapping[str, Hashable] | None = None,
+        mode: str = "online",
         **options: Any,
     ) -> Estimate:
         """Calls, unique prompts, cached answers, tokens and USD of ``map(template, ...)``,
         without sending anything. ``answer_tokens`` overrides the guessed output length per
-        call (default: 150 for text, 15 per schema field)."""
+        call (default: 150 for text, 15 per schema field); ``mode="batch"`` prices the calls
+        as one provider Batch API job."""
         if answer_tokens is None:
             answer_tokens = TEXT_ANSWER_TOKENS
             if schema is not None:
@@ -242,7 +265,7 @@ class DataFrameLLM:
         return estimate_call(
             self._frame(), template, model=model, system=system, schema=schema, cache=cache,
             images=images, audio=audio, na=na, aliases=self._aliases, options=options,
-            answer_tokens=answer_tokens,
+            answer_tokens=answer_tokens, columns=columns, mode=mode,
         )  # fmt: skip
 
 
@@ -250,28 +273,6 @@ _DECIDE_INSTRUCTION = (
     "Answer the user's question about the input with one word: yes or no. If the user "
     "states a condition, answer yes if it holds for the input and no if it does not."
 )
-
-
-def _label_schema(labels: list[str]) -> dict[str, Any]:
-    """The JSON schema that constrains a classify answer to one of ``labels``."""
-    return {
-        "title": "Label",
-        "type": "object",
-        "properties": {"label": {"type": "string", "enum": list(labels)}},
-        "required": ["label"],
-        "additionalProperties": False,
-    }
-
-
-def _decision_schema() -> dict[str, Any]:
-    """The JSON schema that constrains a filter answer to yes or no."""
-    return {
-        "title": "Decision",
-        "type": "object",
-        "properties": {"answer": {"type": "string", "enum": list(YES_NO)}},
-        "required": ["answer"],
-        "additionalProperties": False,
-    }
 
 
 def _read_decision(response: Response) -> bool:
@@ -301,17 +302,21 @@ def _settle_undecided(
             f"llm filter kept {len(unclear)} row(s) it could not decide; see the "
             f"{out}_error column (undecided='drop' drops them)",
             UserWarning,
-            stacklevel=4,  # past this helper, _decide and filter: the caller's line
+            stacklevel=5,  # past this helper, _decide, filter and its wrapper: the caller's line
         )
     return keep
 
 
-_ENGINE_KEYS = ("concurrency", "cache", "progress", "errors", "images", "audio", "na")
+_ENGINE_KEYS = (
+    "concurrency", "cache", "progress", "errors", "images", "audio", "na", "columns", "mode",
+    "max_cost",
+)  # fmt: skip
 
 
 def _engine_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     defaults = {"concurrency": None, "cache": True, "progress": True, "errors": "column",
-                "images": (), "audio": (), "na": "skip"}  # fmt: skip
+                "images": (), "audio": (), "na": "skip", "columns": None, "mode": "online",
+                "max_cost": None}  # fmt: skip
     return {k: kwargs.get(k, defaults[k]) for k in _ENGINE_KEYS}
 
 
@@ -350,7 +355,7 @@ class SeriesLLM(DataFrameLLM):
     """``s.llm``: like ``df.llm`` on the one-column frame of this Series. In templates the
     value is ``{value}`` (and ``{<name>}`` when the Series has a name); a template with no
     placeholder gets the value appended after a blank line: ``s.llm.map("Translate to
-    French")``. Results are DataFrames (the Series as a column plus the new columns), except
+    French")``; an ``lm.Template``'s main variable is the value. Results are DataFrames (the Series as a column plus the new columns), except
     :meth:`filter`, which returns the kept part of the Series."""
 
     def __init__(self, obj: pd.Series) -> None:
@@ -379,6 +384,7 @@ class SeriesLLM(DataFrameLLM):
     def estimate(self, template: Template, **kwargs: Any) -> Estimate:
         return super().estimate(self._with_value(template), **kwargs)
 
+    @deferrable
     def filter(
         self,
         condition: Template,

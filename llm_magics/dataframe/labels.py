@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["YES_NO", "match_label", "parse_yes_no"]
+__all__ = ["YES_NO", "decision_schema", "label_schema", "match_label", "parse_yes_no"]
 
 YES_NO = ("yes", "no")
 _YES = frozenset({"yes", "y", "true", "t", "yeah", "yep", "correct", "1"})
@@ -93,3 +94,25 @@ def parse_yes_no(answer: str) -> bool:
     if yes != no:
         return yes
     raise ValueError(f"the answer {answer[:120]!r} is not a yes or a no")
+
+
+def label_schema(labels: list[str]) -> dict[str, Any]:
+    """The JSON schema that constrains a classify answer to one of ``labels``."""
+    return {
+        "title": "Label",
+        "type": "object",
+        "properties": {"label": {"type": "string", "enum": list(labels)}},
+        "required": ["label"],
+        "additionalProperties": False,
+    }
+
+
+def decision_schema() -> dict[str, Any]:
+    """The JSON schema that constrains a filter answer to yes or no."""
+    return {
+        "title": "Decision",
+        "type": "object",
+        "properties": {"answer": {"type": "string", "enum": list(YES_NO)}},
+        "required": ["answer"],
+        "additionalProperties": False,
+    }

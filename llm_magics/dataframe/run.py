@@ -22,17 +22,31 @@ from .._batch.fanout import (
     TextProgress,
     run_batch,
 )
+from .._chat.templates.template import Template as PromptTemplate
 from .._client.pipeline import CacheMode
+from .._client.prompt_cache import prompt_cache_for
 from .._core.errors import ConfigError
 from .._core.fmt import markdown_table, money
-from .._core.types import Response, Usage
+from .._core.types import Response
 from .._runtime import loop as _loop
+from .batch import run_in_batch
+from .costs import TEXT_ANSWER_TOKENS, check_limits, count_calls, prices
 from .plan import NaRule, Plan, build_plan
 from .template import materialize
+from .templated import TemplateRows, bind_template
 
-__all__ = ["Estimate", "estimate", "execute", "per_row", "resolve_client"]
+__all__ = [
+    "TEXT_ANSWER_TOKENS",
+    "Estimate",
+    "estimate",
+    "execute",
+    "per_row",
+    "resolve_client",
+]
 
-Template = str | Callable[[Any], Any]
+#: A row template: a string with {column} placeholders, a function row -> prompt, or an
+#: lm.Template (see :mod:`llm_magics.dataframe.templated`).
+Template = str | Callable[[Any], Any] | PromptTemplate
 ErrorMode = Literal["column", "raise"]
 
 # --- running ---------------------------------------------------------------------------------
@@ -110,12 +124,20 @@ def execute(
     convert: Callable[[Response], Any] = lambda r: r.text,
     recover: Callable[[Response], Any] | None = None,
     label: str = "llm",
+    columns: Mapping[str, Hashable] | None = None,
+    mode: str = "online",
+    max_cost: float | None = None,
 ) -> _Run:
     if errors not in ("column", "raise"):
         raise ConfigError(f"errors= takes 'column' or 'raise'; got {errors!r}")
+    if mode not in ("online", "batch"):
+        raise ConfigError(
+            f"mode= takes 'online' or 'batch' (a provider Batch API job); got {mode!r}"
+        )
     if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
         raise ConfigError(f"concurrency= must be a whole number >= 1; got {concurrency!r}")
-    plan = build_plan(frame, template, aliases=aliases, images=images, audio=audio, na=na)
+    rows, system, aliases = _bind(frame, template, system, options, columns, aliases)
+    plan = build_plan(frame, rows, aliases=aliases, images=images, audio=audio, na=na)
     if errors == "raise":
         for reason in plan.skipped.values():
             if not reason.startswith("skipped:"):
@@ -124,27 +146,48 @@ def execute(
         return _Run(plan, None)
     client = resolve_client(model)
     opts = _chat_options(options, system, schema)
+    check_limits(client, plan, opts, cache, max_cost=max_cost, batch=mode == "batch")
+    hint = prompt_cache_for(client, plan.prompts, opts)  # the rows' shared prefix, named
+    if hint is not None:
+        opts["prompt_cache"] = hint
     width = concurrency or getattr(client.provider, "max_concurrency", None) or DEFAULT_CONCURRENCY
     stats = BatchStats(total=len(plan.row_job), skipped=len(plan.skipped), model=client.model_id)
     stats.done = stats.skipped
     stats.errors = sum(1 for r in plan.skipped.values() if not r.startswith("skipped:"))
+    engine: dict[str, Any] = {
+        "rows": plan.weights, "materialize": materialize, "convert": convert,
+        "recover": recover, "cache": cache, "errors": errors,
+        "progress": _progress(progress, label), "stats": stats, "options": opts,
+    }  # fmt: skip
+    if mode == "batch":
+        return _Run(plan, run_in_batch(client, plan.prompts, **engine))
     result = _loop.run(
-        run_batch(
-            client,
-            plan.prompts,
-            rows=plan.weights,
-            materialize=materialize,
-            convert=convert,
-            recover=recover,
-            concurrency=width,
-            cache=cache,
-            errors=errors,
-            progress=_progress(progress, label),
-            stats=stats,
-            options=opts,
-        )
+        run_batch(client, plan.prompts, concurrency=width, max_cost=max_cost, **engine)
     )
     return _Run(plan, result)
+
+
+def _bind(
+    frame: pd.DataFrame,
+    template: Template,
+    system: str | None,
+    options: dict[str, Any],
+    columns: Mapping[str, Hashable] | None,
+    aliases: Mapping[str, Hashable] | None,
+) -> tuple[str | Callable[[Any], Any] | TemplateRows, str | None, Mapping[str, Hashable] | None]:
+    """An lm.Template bound to the frame (its variable keywords taken out of ``options``),
+    with its system prompt after the call's ``system=``; other templates as they are."""
+    if not isinstance(template, PromptTemplate):
+        if columns is not None:
+            raise ConfigError(
+                "columns= maps the variables of an lm.Template to columns; with a string "
+                "template, write the column names in its {placeholders}"
+            )
+        return template, system, aliases
+    bound = bind_template(frame, template, options, columns=columns, aliases=aliases)
+    if bound.system:
+        system = f"{system}\n\n{bound.system}" if system else bound.system
+    return bound.rows, system, None
 
 
 def _chat_options(options: dict[str, Any], system: str | None, schema: Any) -> dict[str, Any]:
@@ -173,9 +216,6 @@ def per_row(run: _Run) -> tuple[list[Any], list[str | None]]:
 
 # --- estimates -----------------------------------------------------------------------------
 
-#: Output tokens assumed per free-text answer when max_tokens is not given: a guess.
-TEXT_ANSWER_TOKENS = 150
-
 
 @dataclass
 class Estimate:
@@ -197,6 +237,8 @@ class Estimate:
     output_tokens: int
     usd: float | None
     usd_max: float | None = None
+    #: ``"batch"``: priced as one provider Batch API job (``mode="batch"``).
+    mode: str = "online"
 
     def _lines(self) -> list[tuple[str, str]]:
         usd = (
@@ -206,6 +248,8 @@ class Estimate:
         )
         if self.usd_max is not None:
             usd += f" (at most {money(self.usd_max)} with max_tokens)"
+        if self.mode == "batch" and self.usd is not None:
+            usd += " at the batch price"
         return [
             ("model", self.model),
             ("rows", f"{self.rows:,} ({self.skipped:,} skipped for missing input)"),
@@ -238,15 +282,20 @@ def estimate(
     aliases: Mapping[str, Hashable] | None,
     options: dict[str, Any],
     answer_tokens: int,
+    columns: Mapping[str, Hashable] | None = None,
+    mode: str = "online",
 ) -> Estimate:
-    plan = build_plan(frame, template, aliases=aliases, images=images, audio=audio, na=na)
+    rows, system, aliases = _bind(frame, template, system, options, columns, aliases)
+    plan = build_plan(frame, rows, aliases=aliases, images=images, audio=audio, na=na)
     client = _estimate_client(model)
     opts = _chat_options(options, system, schema)
     max_tokens = opts.get("max_tokens")
     per_call = min(answer_tokens, max_tokens) if max_tokens else answer_tokens
-    cached, calls, input_tokens = _count_calls(client, plan, opts, cache)
+    cached, calls, input_tokens = count_calls(client, plan, opts, cache)
     output_tokens = calls * per_call
-    usd, usd_max = _prices(client, input_tokens, output_tokens, calls, max_tokens)
+    usd, usd_max = prices(
+        client, input_tokens, output_tokens, calls, max_tokens, batch=mode == "batch"
+    )
     return Estimate(
         model=client.model_id,
         rows=len(frame),
@@ -258,6 +307,7 @@ def estimate(
         output_tokens=output_tokens,
         usd=usd,
         usd_max=usd_max,
+        mode=mode,
     )
 
 
@@ -271,37 +321,3 @@ def _estimate_client(model: Any) -> Any:
     reg = registry.current_registry()
     ref = reg.resolve(model)
     return Client(reg.provider(ref.provider), ref.model, cache=reg.cache)
-
-
-def _count_calls(
-    client: Any, plan: Plan, opts: dict[str, Any], cache: CacheMode
-) -> tuple[int, int, int]:
-    """Of the plan's prompts: how many are cached, how many would be sent, and the input
-    tokens of those sent (without the max_tokens reserve the key pool's estimate adds)."""
-    from .._client.usage import estimate_request_tokens
-
-    cached = calls = input_tokens = 0
-    for prompt in plan.prompts:
-        request = client.build_request(materialize(prompt), **opts)
-        store = client.cache if cache is True else None
-        if store is not None and store.get(store.key_for(client.provider, request)) is not None:
-            cached += 1
-            continue
-        calls += 1
-        input_tokens += estimate_request_tokens(request, exact=True) - (request.max_tokens or 0)
-    return cached, calls, input_tokens
-
-
-def _prices(
-    client: Any, input_tokens: int, output_tokens: int, calls: int, max_tokens: int | None
-) -> tuple[float | None, float | None]:
-    """USD of the calls, and at most with ``max_tokens``; None when not known."""
-    from .._client.pricing import profile_for
-
-    profile = profile_for(client.provider.name, client.model)
-    usd = usd_max = None
-    if profile is not None and profile.priced:
-        usd = profile.cost(Usage(input_tokens, output_tokens)) if calls else 0.0
-        if max_tokens:
-            usd_max = profile.cost(Usage(input_tokens, calls * max_tokens)) if calls else 0.0
-    return usd, usd_max

@@ -2,7 +2,8 @@
 ``import llm_magics``), because it imports ipywidgets and IPython.
 
 :class:`ProgressWidget` is the progress display of ``df.llm`` runs: a bar of rows done out of
-the total, and one line with rate, ETA, tokens, cost so far, cache hits and errors. It is
+the total, and one line with rate, ETA, tokens, cost so far, cache hits and errors (in batch
+mode, the provider job's status, requests done, failed and expired, and its ETA). It is
 displayed when created (in the kernel's main thread, so it lands in the running cell) and then
 updated from the package's loop thread at most ten times a second; ipywidgets sends those
 updates over the kernel's thread-safe IOPub channel. In the page, the box carries the CSS class
@@ -53,7 +54,7 @@ class ProgressWidget:
 
     def _render(self, stats: BatchStats) -> None:
         self.bar.max = max(stats.total, 1)
-        self.bar.value = min(stats.done, self.bar.max) if stats.total else self.bar.max
+        self.bar.value = min(stats.rows_done, self.bar.max) if stats.total else self.bar.max
         self.text.value = html.escape(stats.summary())
 
     def start(self, stats: BatchStats) -> None:

@@ -8,15 +8,16 @@ sends it with :mod:`llm_magics._runtime.http`, and turns the answer back into a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
+from .._core.batch import BatchItem, BatchJob
 from .._core.errors import ConfigError
 from .._core.secrets import APIKey
 from .._core.types import ChatRequest, MediaPart, Response, Transcript, Usage
 from .._runtime.http import Timeouts
 from .._runtime.http_errors import ErrorContext
-from .catalog import VENDORS, Quirks, Vendor
+from .catalog import VENDORS, BatchPolicy, Quirks, Vendor
 
 __all__ = ["Provider"]
 
@@ -38,6 +39,9 @@ class Provider:
     supports_embed: bool = False
     supports_transcribe: bool = False
     media_kinds: frozenset[str] = frozenset()  # "image", "audio", "document"
+    #: Does the wire protocol have a Batch API this package speaks? (A provider offers
+    #: ``supports_batch`` when its vendor's entry describes one too.)
+    speaks_batch: ClassVar[bool] = False
     context_markers: ClassVar[tuple[str, ...]] = ()
     #: Fields beyond the portable options that this provider is known to take through
     #: ``extra_body`` (named in the error for a misspelt keyword).
@@ -70,6 +74,7 @@ class Provider:
             self.media_kinds = self.quirks.media_kinds
         if not self.quirks.transcribe:
             self.supports_transcribe = False
+        self.supports_batch = self.speaks_batch and self.batch_policy is not None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, base_url={self.base_url!r})"
@@ -82,6 +87,11 @@ class Provider:
             key_hint=key.hint if key else None,
             context_markers=self.context_markers,
         )
+
+    @property
+    def batch_policy(self) -> BatchPolicy | None:
+        """What one Batch API job of this vendor takes and bills (None: no Batch API)."""
+        return self.vendor.batch if self.vendor is not None else None
 
     def unsupported(self, what: str, hint: str = "") -> ConfigError:
         return ConfigError(f"{self.name} does not support {what}.{' ' + hint if hint else ''}")
@@ -139,3 +149,28 @@ class Provider:
 
     def default_embed_model(self) -> str:
         raise self.unsupported("embeddings")
+
+    # --- Batch APIs (where ``supports_batch``) --------------------------------------------
+
+    async def batch_submit(
+        self, items: Sequence[tuple[str, ChatRequest]], key: APIKey | None, timeouts: Timeouts
+    ) -> BatchJob:
+        """Start one job answering each ``(custom_id, request)``."""
+        raise self.unsupported("Batch API jobs (mode='batch')", "Use mode='online'.")
+
+    async def batch_status(self, job_id: str, key: APIKey | None, timeouts: Timeouts) -> BatchJob:
+        raise self.unsupported("Batch API jobs (mode='batch')", "Use mode='online'.")
+
+    async def batch_results(
+        self,
+        job: BatchJob,
+        requests: Mapping[str, ChatRequest],
+        key: APIKey | None,
+        timeouts: Timeouts,
+    ) -> list[BatchItem]:
+        """The outcome of each request of an ended ``job`` (``requests`` by custom id, to read
+        the answers as their requests asked)."""
+        raise self.unsupported("Batch API jobs (mode='batch')", "Use mode='online'.")
+
+    async def batch_cancel(self, job_id: str, key: APIKey | None, timeouts: Timeouts) -> BatchJob:
+        raise self.unsupported("Batch API jobs (mode='batch')", "Use mode='online'.")

@@ -57,10 +57,59 @@ def test_cached_and_cache_write_tokens_are_priced_as_such() -> None:
 
 
 def test_an_unknown_cached_price_makes_the_cost_unknown_not_a_guess() -> None:
-    assert profile_for("gemini", "gemini-2.5-flash").cached_input is None  # type: ignore[union-attr]
+    assert profile_for("gemini", "gemini-2.0-flash-lite").cached_input is None  # type: ignore[union-attr]
     with_cache = Usage(input_tokens=1_000, output_tokens=10, cached_input_tokens=800)
-    assert cost_of(response("gemini", "gemini-2.5-flash", with_cache)) is None
-    assert cost_of(response("gemini", "gemini-2.5-flash", Usage(1_000, 10))) is not None
+    assert cost_of(response("gemini", "gemini-2.0-flash-lite", with_cache)) is None
+    assert cost_of(response("gemini", "gemini-2.0-flash-lite", Usage(1_000, 10))) is not None
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "cached_price"),
+    [
+        ("openai", "gpt-4o", 1.25),  # 50 % off
+        ("openai", "gpt-4.1", 0.50),  # 75 % off
+        ("openai", "gpt-5", 0.125),  # 90 % off
+        ("anthropic", "claude-sonnet-4-5", 0.30),  # reads at 0.1x
+        ("gemini", "gemini-2.5-flash", 0.03),  # implicit caching, 90 % off
+        ("gemini", "gemini-2.5-pro", 0.125),
+    ],
+)
+def test_cached_input_is_billed_at_the_published_cached_price(
+    provider: str, model: str, cached_price: float
+) -> None:
+    p = profile_for(provider, model)
+    assert p is not None and p.input is not None and p.output is not None
+    usage = Usage(input_tokens=2_000, output_tokens=10, cached_input_tokens=1_500)
+    expected = (500 * p.input + 1_500 * cached_price + 10 * p.output) / M
+    assert cost_of(response(provider, model, usage)) == pytest.approx(expected)
+
+
+def test_what_the_prompt_cache_saved_is_the_plain_price_less_the_charged_one() -> None:
+    p = profile_for("anthropic", "claude-sonnet-4-5")
+    assert p is not None and p.input and p.cached_input and p.cache_write
+    read = Usage(input_tokens=2_000, output_tokens=10, cached_input_tokens=1_500)
+    assert p.cache_saving(read) == pytest.approx(1_500 * (p.input - p.cached_input) / M)
+    # The write costs 1.25x: the first call of a cached prefix saves less than nothing.
+    write = Usage(input_tokens=2_000, output_tokens=10, cache_write_tokens=1_500)
+    assert p.cache_saving(write) == pytest.approx(-1_500 * (p.cache_write - p.input) / M)
+    assert p.cache_saving(Usage(2_000, 10)) == 0.0
+
+
+def test_a_batch_job_bills_half_of_every_price_cached_ones_included() -> None:
+    for provider, model, cached in [
+        ("openai", "gpt-4o-mini", 1_024),
+        ("anthropic", "claude-haiku-4-5", 1_024),
+        ("gemini", "gemini-2.5-flash", 1_024),
+        ("groq", "llama-3.3-70b-versatile", 0),  # Groq caches on other models only
+    ]:
+        p = profile_for(provider, model)
+        assert p is not None and p.batch == 0.5, model
+        usage = Usage(input_tokens=2_000, output_tokens=100, cached_input_tokens=cached)
+        online = p.cost(usage)
+        assert online is not None and p.cost(usage, batch=True) == pytest.approx(online / 2)
+    # A vendor without a Batch API has no batch price: unknown, not the online one.
+    cerebras = profile_for("cerebras", "llama3.1-8b")
+    assert cerebras is not None and cerebras.cost(Usage(100, 10), batch=True) is None
 
 
 def test_long_prompts_use_the_long_context_prices() -> None:
@@ -180,3 +229,17 @@ def test_every_response_of_a_real_call_carries_its_cost() -> None:
     expected = (priced.usage.input_tokens * 2.0 + priced.usage.output_tokens * 4.0) / M
     assert priced.cost == pytest.approx(expected)
     assert unpriced.cost is None
+
+
+def test_known_profiles_list_a_providers_models_the_users_winning_without_the_wildcard() -> None:
+    from llm_magics._client.pricing import known_profiles
+
+    names = [p.model for p in known_profiles("openai")]
+    assert "gpt-4o-mini" in names and names == sorted(names)
+    lm.set_price("openai:gpt-4o-mini", input=9.0, output=9.0)
+    lm.register_model_profile("openai:my-finetune", context_window=1000)
+    mine = {p.model: p for p in known_profiles("openai")}
+    assert mine["gpt-4o-mini"].input == 9.0 and mine["my-finetune"].context_window == 1000
+    assert known_profiles("ollama") == [], "the ollama:* row holds for any model: not a model"
+    lm.register("gateway", "http://127.0.0.1:9/v1", like="openai")
+    assert "gpt-4o" in [p.model for p in known_profiles("gateway")]

@@ -194,3 +194,25 @@ def test_a_request_estimate_counts_system_messages_media_and_the_answer_budget()
     request.max_tokens = None
     assert estimate_request_tokens(request) == expected - 200
     assert math.isclose(estimate_request_tokens(request, exact=True), expected - 200)
+
+
+def test_usage_shows_what_the_providers_prompt_cache_saved_beside_the_response_cache() -> None:
+    from tests.support.batch_server import FakeBatchServer
+
+    server = FakeBatchServer("openai", answer=lambda text: "ok")
+    client = lm.client("openai:gpt-4o-mini", api_key=KEY, transport=server.transport())
+    system = "Follow these rules. " * 400  # ~2,000 tokens shared by both prompts, first
+    first = client.chat("question one", system=system)
+    second = client.chat("question two", system=system)
+    client.chat("question two", system=system)  # a response-cache hit
+    assert first.usage.cached_input_tokens == 0 and second.usage.cached_input_tokens >= 1_024
+    profile = lm.model_profile("openai:gpt-4o-mini")
+    assert profile is not None and profile.input and profile.cached_input
+    saved = second.usage.cached_input_tokens * (profile.input - profile.cached_input) / 1e6
+    session = lm.usage().session
+    assert session.cached_input_tokens == second.usage.cached_input_tokens
+    assert session.cache_saved == pytest.approx(saved)
+    assert session.saved == pytest.approx(second.cost or 0)  # the hit: what it cost before
+    text = str(lm.usage())
+    assert "saved: prompt cache" in text and "saved: response cache" in text
+    assert lm.usage().to_dict()["session"]["cache_saved"] == pytest.approx(saved)

@@ -100,3 +100,15 @@ def test_a_terminal_ipython_without_kernel_is_not_a_notebook(
     fake.get_ipython = lambda: types.SimpleNamespace()  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "IPython", fake)
     assert not _in_notebook()
+
+
+def test_a_running_batch_job_moves_the_bar_and_shows_its_status() -> None:
+    from llm_magics._batch.stats import JobProgress
+
+    shown: list[Any] = []
+    widget = ProgressWidget("llm", display=shown.append)
+    stats = BatchStats(total=10, done=2)  # two rows came from the response cache
+    stats.job = JobProgress(requests=8, succeeded=4, rows=8, jobs=1, status="in_progress")
+    widget.start(stats)
+    assert widget.bar.value == 6  # the cached rows and half of the job's
+    assert "batch job in_progress: 4/8 requests done" in widget.text.value

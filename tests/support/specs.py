@@ -156,6 +156,14 @@ def _patch_gemini(doc: dict[str, Any]) -> list[str]:
         notes.append(
             "gemini: added EmbedContentRequest.properties.model (real API requires it in batchEmbedContents)"
         )
+    item = schemas.get("BatchGenerateRequest", {}).get("properties", {})
+    if isinstance(item.get("request"), dict) and "$ref" not in item["request"]:
+        # The real API takes a whole GenerateContentRequest per inline request of a batch
+        # (systemInstruction, tools, safetySettings...: ai.google.dev/gemini-api/docs/batch-mode);
+        # the file lists three of its fields with additionalProperties: false, which would
+        # refuse every request with a system prompt.
+        item["request"] = {"$ref": "#/components/schemas/GenerateContentRequest"}
+        notes.append("gemini: BatchGenerateRequest.request is a GenerateContentRequest")
     return notes
 
 

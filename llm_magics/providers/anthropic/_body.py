@@ -39,6 +39,8 @@ def build_body(provider: Provider, request: ChatRequest, *, stream: bool) -> dic
     }
     if systems:
         body["system"] = "\n\n".join(systems)
+    if request.prompt_cache is not None and request.prompt_cache.breakpoint:
+        _mark_shared_prefix(body, request.prompt_cache.prefix)
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if request.top_p is not None:
@@ -55,6 +57,33 @@ def build_body(provider: Provider, request: ChatRequest, *, stream: bool) -> dic
         body["stream"] = True
     body.update(request.extra)
     return body
+
+
+_EPHEMERAL = {"type": "ephemeral"}
+
+
+def _mark_shared_prefix(body: dict[str, Any], prefix: str) -> None:
+    """One ``cache_control`` breakpoint at the end of what a map's requests share: after
+    ``prefix`` at the start of the first user message when it starts so (that text then
+    travels as two blocks, the shared one first), else after the system prompt. Tools come
+    before both, so they are part of the cached prefix."""
+    messages = body["messages"]
+    first = messages[0] if messages and messages[0]["role"] == "user" else None
+    if prefix and first is not None:
+        content = first["content"]
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        head = blocks[0] if blocks else {}
+        text = head.get("text") if head.get("type") == "text" else None
+        if isinstance(text, str) and text.startswith(prefix):
+            rest = text[len(prefix) :]
+            marked = {"type": "text", "text": prefix, "cache_control": dict(_EPHEMERAL)}
+            split = [marked, {"type": "text", "text": rest}] if rest else [marked]
+            first["content"] = split + blocks[1:]
+            return
+    if body.get("system"):
+        body["system"] = [
+            {"type": "text", "text": body["system"], "cache_control": dict(_EPHEMERAL)}
+        ]
 
 
 def _messages(provider: Provider, messages: list[Message]) -> list[dict[str, Any]]:

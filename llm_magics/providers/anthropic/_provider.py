@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
+from ..._core.batch import BatchItem, BatchJob
 from ..._core.secrets import APIKey, SecretHeaders
 from ..._core.types import ChatRequest, Response
 from ..._runtime.http import Timeouts, iter_sse, request_json, stream_request
 from ..._runtime.http import decode_event as _decode
 from ..._runtime.http_errors import truncated_stream_error
 from ..base import Provider
+from . import _batch
 from ._body import build_body
 from ._parse import parse_message
 from ._stream import StreamedMessage, stream_error
@@ -23,6 +25,7 @@ class AnthropicProvider(Provider):
     supports_stream = True
     supports_tools = True
     supports_schema = True
+    speaks_batch = True
     media_kinds = frozenset({"image", "document"})
     context_markers = ("prompt is too long", "exceed context limit")
 
@@ -115,3 +118,50 @@ class AnthropicProvider(Provider):
             if not data.get("has_more") or not data.get("last_id"):
                 return sorted(ids)
             params = {"limit": "1000", "after_id": str(data["last_id"])}
+
+    # --- Message Batches --------------------------------------------------------------------
+
+    def _http(self, key: APIKey | None, timeouts: Timeouts) -> dict[str, Any]:
+        return {
+            "ctx": self.error_context(None, key),
+            "headers": self.headers(key),
+            "timeout": timeouts,
+            "transport": self.transport,
+        }
+
+    async def batch_submit(
+        self, items: Sequence[tuple[str, ChatRequest]], key: APIKey | None, timeouts: Timeouts
+    ) -> BatchJob:
+        requests = [{"custom_id": cid, "params": self.body(request)} for cid, request in items]
+        data, _ = await request_json(
+            "POST",
+            f"{self.base_url}/v1/messages/batches",
+            json_body={"requests": requests},
+            **self._http(key, timeouts),
+        )
+        return _batch.job_of(data, self.base_url)
+
+    async def batch_status(self, job_id: str, key: APIKey | None, timeouts: Timeouts) -> BatchJob:
+        data, _ = await request_json(
+            "GET", f"{self.base_url}/v1/messages/batches/{job_id}", **self._http(key, timeouts)
+        )
+        return _batch.job_of(data, self.base_url)
+
+    async def batch_cancel(self, job_id: str, key: APIKey | None, timeouts: Timeouts) -> BatchJob:
+        data, _ = await request_json(
+            "POST",
+            f"{self.base_url}/v1/messages/batches/{job_id}/cancel",
+            **self._http(key, timeouts),
+        )
+        return _batch.job_of(data, self.base_url)
+
+    async def batch_results(
+        self,
+        job: BatchJob,
+        requests: Mapping[str, ChatRequest],
+        key: APIKey | None,
+        timeouts: Timeouts,
+    ) -> list[BatchItem]:
+        return await _batch.read_results(
+            job, self.parse_response, requests, **self._http(key, timeouts)
+        )

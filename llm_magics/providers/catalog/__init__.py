@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from ._entry import (
     MB,
+    BatchPolicy,
     MediaPolicy,
+    PromptCaching,
     Quirks,
     Vendor,
     keys_from_env,
@@ -25,8 +27,10 @@ __all__ = [
     "DEFAULT_POLICY",
     "MB",
     "VENDORS",
+    "BatchPolicy",
     "MediaPolicy",
     "ModelProfile",
+    "PromptCaching",
     "Quirks",
     "Vendor",
     "keys_from_env",

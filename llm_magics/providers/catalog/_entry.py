@@ -21,7 +21,9 @@ __all__ = [
     "MB",
     "PDF",
     "PNG_JPEG",
+    "BatchPolicy",
     "MediaPolicy",
+    "PromptCaching",
     "Quirks",
     "Vendor",
     "keys_from_env",
@@ -64,6 +66,31 @@ class MediaPolicy:
 
 
 @dataclass(frozen=True)
+class BatchPolicy:
+    """A vendor's Batch API: what one job takes (requests, bytes of its input), the fraction
+    of the online price it bills, and the completion window it is asked for."""
+
+    max_requests: int
+    max_bytes: int
+    price_factor: float = 0.5
+    window: str = "24h"
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class PromptCaching:
+    """How a vendor's prompt cache is reached. ``"automatic"``: the provider caches a long
+    enough prompt prefix by itself (OpenAI, Gemini 2.5+), so what matters is that the shared
+    part comes first and byte-identical; ``"explicit"``: only a prefix ending in a
+    ``cache_control`` breakpoint is cached (Anthropic). ``min_tokens``: the shortest prefix
+    stored (a model's profile may say otherwise)."""
+
+    mode: str = "automatic"
+    min_tokens: int = 1024
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class Quirks:
     """How a vendor departs from its wire protocol's defaults."""
 
@@ -82,6 +109,9 @@ class Quirks:
     #: Does the vendor offer a transcription endpoint, and which Whisper model is its default?
     transcribe: bool = True
     default_transcribe_model: str = "whisper-1"
+    #: The request field that names a prompt cache (OpenAI's ``prompt_cache_key``: requests
+    #: sharing a prefix and a key land on the same cache); None: the vendor has none.
+    prompt_cache_key_field: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,11 +137,26 @@ class Vendor:
     #: What is known of its models: context windows, limits, prices (``provider:*`` rows
     #: apply to every model). Given without a provider; the entry puts its own name in.
     models: tuple[ModelProfile, ...] = ()
+    #: Its Batch API (None: none, or not one this package speaks).
+    batch: BatchPolicy | None = None
+    #: How its prompt cache is reached (None: it has none).
+    prompt_cache: PromptCaching | None = None
 
     def __post_init__(self) -> None:
         # Frozen, so the re-keyed rows go in through object.__setattr__; ``like()`` reruns
-        # this under the new name, so a proxy's rows carry the proxy's name.
-        rows = tuple(dataclasses.replace(row, provider=self.name) for row in self.models)
+        # this under the new name, so a proxy's rows carry the proxy's name. Rows take the
+        # vendor's batch price and cache minimum unless they say otherwise.
+        factor = self.batch.price_factor if self.batch else None
+        minimum = self.prompt_cache.min_tokens if self.prompt_cache else None
+        rows = tuple(
+            dataclasses.replace(
+                row,
+                provider=self.name,
+                batch=row.batch if row.batch is not None else factor,
+                cache_min_tokens=row.cache_min_tokens or minimum,
+            )
+            for row in self.models
+        )
         object.__setattr__(self, "models", rows)
 
     @property
@@ -140,6 +185,7 @@ class Vendor:
             self.quirks,
             max_tokens_field=plain.max_tokens_field,
             embed_encoding=plain.embed_encoding,
+            prompt_cache_key_field=plain.prompt_cache_key_field,
         )
 
     def like(self, name: str, base_url: str, **changes: Any) -> Vendor:

@@ -12,7 +12,12 @@ including the ones served from or written to a prompt cache)::
       + output * output_price
 
 Models with a long-context tier (Gemini 2.5 Pro, Claude Sonnet 4.x) use ``long_*`` prices when
-the prompt is longer than ``long_context_threshold``. Audio input tokens are priced at
+the prompt is longer than ``long_context_threshold``. In a provider Batch API job every price is
+multiplied by ``batch`` (0.5 where the vendor halves them; None: no batch price known), the
+cached and cache-write prices included, as the vendors bill it. What the provider's prompt
+cache saved on a usage (:meth:`ModelProfile.cache_saving`) is the cost of the same tokens at
+the plain input price less the cost charged; a cache write priced above the input price makes
+it negative. Audio input tokens are priced at
 ``audio_input`` when the caller knows how many there were. A usage of zero tokens has an unknown
 cost (the vendor reported none), unless the model is free.
 
@@ -51,6 +56,10 @@ class ModelProfile:
     rpm: int | None = None
     rpd: int | None = None
     tpm: int | None = None
+    #: Fraction of every price paid in a provider Batch API job (None: no batch price).
+    batch: float | None = None
+    #: The shortest prompt prefix (tokens) the vendor's prompt cache stores.
+    cache_min_tokens: int | None = None
     source: str = "built-in"
 
     @property
@@ -67,8 +76,28 @@ class ModelProfile:
             self.input == 0 and self.output == 0 and not self.cached_input and not self.cache_write
         )
 
-    def cost(self, usage: Usage, *, audio_tokens: int = 0) -> float | None:
-        """USD for ``usage``, or None when a price it needs is unknown."""
+    def cost(self, usage: Usage, *, audio_tokens: int = 0, batch: bool = False) -> float | None:
+        """USD for ``usage``, or None when a price it needs is unknown. ``batch``: the price
+        in a provider Batch API job (None when the model has none)."""
+        online = self._online_cost(usage, audio_tokens)
+        if not batch or online is None or online == 0.0:
+            return online
+        return None if self.batch is None else online * self.batch
+
+    def cache_saving(self, usage: Usage, *, batch: bool = False) -> float | None:
+        """USD the provider's prompt cache saved on ``usage``: its cost with every cached or
+        cache-written token at the plain input price, less its real cost (negative when
+        writes cost more than they saved). 0.0 when no token touched the cache; None when a
+        price is unknown."""
+        if not usage.cached_input_tokens and not usage.cache_write_tokens:
+            return 0.0
+        charged = self.cost(usage, batch=batch)
+        plain = self.cost(Usage(usage.input_tokens, usage.output_tokens), batch=batch)
+        if charged is None or plain is None:
+            return None
+        return plain - charged
+
+    def _online_cost(self, usage: Usage, audio_tokens: int) -> float | None:
         if self.input is None or self.output is None:
             return None
         if self.free:

@@ -8,14 +8,26 @@ adding an entry here.
 
 Prices: USD per 1M tokens, standard tier, from the vendors' pricing and model pages (OpenAI
 platform pricing, Anthropic pricing, Google AI for developers pricing, GroqCloud pricing,
-Cerebras pricing). A model ships a profile only for a price we are sure of.
+Cerebras pricing). A model ships a profile only for a price we are sure of. Batch API jobs
+bill half of every price at OpenAI, Anthropic, Gemini and Groq (the ``batch`` policy's
+``price_factor``); cached input is the ``cached`` column.
 
 Thread safety: entries are frozen; the table is read-only.
 """
 
 from __future__ import annotations
 
-from ._entry import IMAGES, MB, PNG_JPEG, MediaPolicy, Quirks, Vendor, normalise_ollama_host
+from ._entry import (
+    IMAGES,
+    MB,
+    PNG_JPEG,
+    BatchPolicy,
+    MediaPolicy,
+    PromptCaching,
+    Quirks,
+    Vendor,
+    normalise_ollama_host,
+)
 from ._profile import model
 
 __all__ = ["DEFAULT_POLICY", "VENDORS"]
@@ -39,8 +51,15 @@ _OPENAI = Vendor(
         embed_encoding="base64",
         default_embed_model="text-embedding-3-small",
         media_kinds=frozenset({"image", "audio", "document"}),
+        prompt_cache_key_field="prompt_cache_key",
     ),
     quirks_host="api.openai.com",
+    # /v1/files + /v1/batches: 50,000 requests and 200 MB per input file, half price.
+    batch=BatchPolicy(50_000, 200 * MB, source="platform.openai.com/docs/guides/batch"),
+    # Prompts of 1,024 tokens or more are cached by prefix, in steps of 128 tokens.
+    prompt_cache=PromptCaching(
+        "automatic", 1024, source="platform.openai.com/docs/guides/prompt-caching"
+    ),
     media=MediaPolicy(
         "OpenAI",
         image_mimes=IMAGES,
@@ -104,9 +123,27 @@ _ANTHROPIC = Vendor(
         max_document_bytes=24 * MB,  # 32 MB per request, base64-encoded
         source="docs.anthropic.com/en/docs/build-with-claude/vision",
     ),
+    # /v1/messages/batches: 100,000 requests or 256 MB per batch, half price.
+    batch=BatchPolicy(
+        100_000, 256 * MB, source="docs.claude.com/en/docs/build-with-claude/batch-processing"
+    ),
+    # Only a prefix ending in a cache_control breakpoint is cached; the shortest one stored
+    # is 1,024 tokens (Sonnet, Opus 4-4.1), 2,048 (Haiku 3.5), 4,096 (Opus 4.5, Haiku 4.5).
+    prompt_cache=PromptCaching(
+        "explicit", 1024, source="docs.claude.com/en/docs/build-with-claude/prompt-caching"
+    ),
     # cache_write is the 5-minute cache write (1.25x input).
     models=(
-        model("claude-opus-4-5", 200 * _K, 64_000, 5.00, 25.00, 0.50, cache_write=6.25),
+        model(
+            "claude-opus-4-5",
+            200 * _K,
+            64_000,
+            5.00,
+            25.00,
+            0.50,
+            cache_write=6.25,
+            cache_min_tokens=4096,
+        ),
         model("claude-opus-4-1", 200 * _K, 32_000, 15.00, 75.00, 1.50, cache_write=18.75),
         model("claude-opus-4-0", 200 * _K, 32_000, 15.00, 75.00, 1.50, cache_write=18.75),
         model("claude-opus-4", 200 * _K, 32_000, 15.00, 75.00, 1.50, cache_write=18.75),
@@ -114,8 +151,26 @@ _ANTHROPIC = Vendor(
         model("claude-sonnet-4-0", 200 * _K, 64_000, 3.00, 15.00, 0.30, **_SONNET_4),
         model("claude-sonnet-4", 200 * _K, 64_000, 3.00, 15.00, 0.30, **_SONNET_4),
         model("claude-3-7-sonnet", 200 * _K, 64_000, 3.00, 15.00, 0.30, cache_write=3.75),
-        model("claude-haiku-4-5", 200 * _K, 64_000, 1.00, 5.00, 0.10, cache_write=1.25),
-        model("claude-3-5-haiku", 200 * _K, 8_192, 0.80, 4.00, 0.08, cache_write=1.00),
+        model(
+            "claude-haiku-4-5",
+            200 * _K,
+            64_000,
+            1.00,
+            5.00,
+            0.10,
+            cache_write=1.25,
+            cache_min_tokens=4096,
+        ),
+        model(
+            "claude-3-5-haiku",
+            200 * _K,
+            8_192,
+            0.80,
+            4.00,
+            0.08,
+            cache_write=1.00,
+            cache_min_tokens=2048,
+        ),
     ),
 )
 
@@ -146,9 +201,15 @@ _GEMINI = Vendor(
         max_document_bytes=15 * MB,
         source="ai.google.dev/gemini-api/docs/image-understanding, /docs/audio",
     ),
-    # Text/image/video input price; audio input has its own. Context-cache prices are left
-    # unknown on purpose (they changed during 2025): a response served partly from the cache
-    # then has cost None.
+    # Batch mode (batchGenerateContent): half price. Implicit caching (2.5 models and
+    # 2.0 Flash) bills cached text at the cached price shown, with no storage fee.
+    batch=BatchPolicy(
+        100_000, 20 * MB, source="ai.google.dev/gemini-api/docs/batch-mode (inline requests)"
+    ),
+    prompt_cache=PromptCaching(
+        "automatic", 1024, source="ai.google.dev/gemini-api/docs/caching (implicit caching)"
+    ),
+    # Text/image/video input price; audio input has its own.
     models=(
         model(
             "gemini-2.5-pro",
@@ -156,13 +217,16 @@ _GEMINI = Vendor(
             65_536,
             1.25,
             10.00,
+            0.125,
             long_context_threshold=200 * _K,
             long_input=2.50,
             long_output=15.00,
+            long_cached_input=0.25,
+            cache_min_tokens=4096,
         ),
-        model("gemini-2.5-flash", 1_048_576, 65_536, 0.30, 2.50, audio_input=1.00),
-        model("gemini-2.5-flash-lite", 1_048_576, 65_536, 0.10, 0.40, audio_input=0.30),
-        model("gemini-2.0-flash", 1_048_576, 8_192, 0.10, 0.40, audio_input=0.70),
+        model("gemini-2.5-flash", 1_048_576, 65_536, 0.30, 2.50, 0.03, audio_input=1.00),
+        model("gemini-2.5-flash-lite", 1_048_576, 65_536, 0.10, 0.40, 0.01, audio_input=0.30),
+        model("gemini-2.0-flash", 1_048_576, 8_192, 0.10, 0.40, 0.025, audio_input=0.70),
         model("gemini-2.0-flash-lite", 1_048_576, 8_192, 0.075, 0.30),
         model("gemini-embedding-001", 2_048, None, 0.15, 0.0),
     ),
@@ -178,6 +242,8 @@ _GROQ = Vendor(
     default_base_url="https://api.groq.com/openai/v1",
     default_model="llama-3.3-70b-versatile",
     quirks=Quirks(stream_usage_option=False, default_transcribe_model="whisper-large-v3-turbo"),
+    # /openai/v1/files + /openai/v1/batches (OpenAI's shape): 50,000 lines, 200 MB, half price.
+    batch=BatchPolicy(50_000, 200 * MB, source="console.groq.com/docs/batch"),
     media=MediaPolicy(
         "Groq",
         image_mimes=IMAGES,

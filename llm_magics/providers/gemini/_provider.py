@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+from ..._core.batch import BatchItem, BatchJob
 from ..._core.errors import ProviderError
 from ..._core.secrets import APIKey, SecretHeaders
 from ..._core.types import ChatRequest, MediaPart, Message, Response, TextPart, Transcript, Usage
@@ -16,6 +17,7 @@ from ..._runtime.http import Timeouts, iter_sse, request_json, stream_request
 from ..._runtime.http import decode_event as _decode
 from ..._runtime.http_errors import ErrorContext, truncated_stream_error
 from ..base import Provider
+from . import _batch
 from ._body import build_body
 from ._calls import parse_calls
 from ._parse import check_blocked, embedding_values, finish_reason, stream_error, usage_of
@@ -30,6 +32,7 @@ class GeminiProvider(Provider):
     supports_schema = True
     supports_embed = True
     supports_transcribe = True
+    speaks_batch = True
     media_kinds = frozenset({"image", "audio", "document"})
     context_markers = ("input token count", "exceeds the maximum number of tokens")
     auth_markers: ClassVar[tuple[str, ...]] = (
@@ -250,3 +253,47 @@ class GeminiProvider(Provider):
             if not token:
                 return sorted(names)
             params = {"pageSize": "1000", "pageToken": str(token)}
+
+    # --- batch mode (inline requests) ----------------------------------------------------
+
+    def _http(self, key: APIKey | None, timeouts: Timeouts) -> dict[str, Any]:
+        return {
+            "ctx": self.error_context(None, key),
+            "headers": self.headers(key),
+            "timeout": timeouts,
+            "transport": self.transport,
+        }
+
+    async def batch_submit(
+        self, items: Sequence[tuple[str, ChatRequest]], key: APIKey | None, timeouts: Timeouts
+    ) -> BatchJob:
+        model = items[0][1].model if items else self.default_model or ""
+        data, _ = await request_json(
+            "POST",
+            self.url(model, "batchGenerateContent"),
+            json_body=_batch.submission(items, self.body),
+            **self._http(key, timeouts),
+        )
+        return _batch.job_of(data)
+
+    async def batch_status(self, job_id: str, key: APIKey | None, timeouts: Timeouts) -> BatchJob:
+        data, _ = await request_json(
+            "GET", f"{self.base_url}/v1beta/{job_id}", **self._http(key, timeouts)
+        )
+        return _batch.job_of(data)
+
+    async def batch_cancel(self, job_id: str, key: APIKey | None, timeouts: Timeouts) -> BatchJob:
+        await request_json(
+            "POST", f"{self.base_url}/v1beta/{job_id}:cancel", **self._http(key, timeouts)
+        )
+        return await self.batch_status(job_id, key, timeouts)
+
+    async def batch_results(
+        self,
+        job: BatchJob,
+        requests: Mapping[str, ChatRequest],
+        key: APIKey | None,
+        timeouts: Timeouts,
+    ) -> list[BatchItem]:
+        done = await self.batch_status(job.id, key, timeouts)  # the answers travel inline
+        return _batch.items_of(done, self.parse_response, requests)

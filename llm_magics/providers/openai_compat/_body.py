@@ -29,8 +29,12 @@ def build_body(
     schema_in_json_object: bool,
     stream_usage_option: bool,
     unsupported: Unsupported,
+    prompt_cache_key_field: str | None = None,
 ) -> dict[str, Any]:
-    """The JSON body of ``POST /chat/completions``, in the given vendor's dialect."""
+    """The JSON body of ``POST /chat/completions``, in the given vendor's dialect. The
+    system prompt goes first and the messages in order, so what a map's rows share is the
+    start of every body (the prefix a prompt cache matches); a vendor with a
+    ``prompt_cache_key_field`` gets the request's cache key in it."""
     messages: list[dict[str, Any]] = []
     if request.system:
         messages.append({"role": "system", "content": request.system})
@@ -67,6 +71,8 @@ def build_body(
         body["stream"] = True
         if stream_usage_option:
             body["stream_options"] = {"include_usage": True}
+    if request.prompt_cache is not None and prompt_cache_key_field:
+        body[prompt_cache_key_field] = request.prompt_cache.key
     body.update(request.extra)
     return body
 

@@ -3,9 +3,10 @@ endpoints it calls (chat, stream, embeddings, Whisper transcription, models)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
+from ..._core.batch import BatchItem, BatchJob
 from ..._core.errors import ProviderError
 from ..._core.secrets import APIKey, SecretHeaders
 from ..._core.types import (
@@ -20,6 +21,7 @@ from ..._core.types import (
 from ..._runtime.http import Timeouts, iter_sse, request_json, stream_request
 from ..._runtime.http import decode_event as _decode
 from ..base import Provider
+from . import _batch
 from ._body import build_body
 from ._parse import FINISH_REASONS, parse_completion, stream_error, usage_of, vector
 
@@ -31,6 +33,7 @@ class OpenAICompatProvider(Provider):
     supports_schema = True
     supports_embed = True
     supports_transcribe = True
+    speaks_batch = True
     media_kinds = frozenset({"image"})
     context_markers = ("context_length_exceeded", "maximum context length")
 
@@ -60,6 +63,7 @@ class OpenAICompatProvider(Provider):
             schema_in_json_object=self.schema_in_json_object,
             stream_usage_option=self.stream_usage_option,
             unsupported=self.unsupported,
+            prompt_cache_key_field=self.quirks.prompt_cache_key_field,
         )
 
     # --- chat ----------------------------------------------------------------------------
@@ -259,3 +263,46 @@ class OpenAICompatProvider(Provider):
             transport=self.transport,
         )
         return sorted(str(m.get("id")) for m in data.get("data") or [])
+
+    # --- Batch API (OpenAI's /files + /batches; Groq's copy of it) ------------------------
+
+    def _http(self, key: APIKey | None, timeouts: Timeouts) -> dict[str, Any]:
+        return {
+            "ctx": self.error_context(None, key),
+            "headers": self.headers(key),
+            "timeout": timeouts,
+            "transport": self.transport,
+        }
+
+    async def batch_submit(
+        self, items: Sequence[tuple[str, ChatRequest]], key: APIKey | None, timeouts: Timeouts
+    ) -> BatchJob:
+        policy = self.batch_policy
+        if policy is None:
+            return await super().batch_submit(items, key, timeouts)
+        content = _batch.input_file(items, self.body)
+        return await _batch.submit(
+            self.base_url, content, policy.window, **self._http(key, timeouts)
+        )
+
+    async def batch_status(self, job_id: str, key: APIKey | None, timeouts: Timeouts) -> BatchJob:
+        return await _batch.retrieve(self.base_url, job_id, **self._http(key, timeouts))
+
+    async def batch_cancel(self, job_id: str, key: APIKey | None, timeouts: Timeouts) -> BatchJob:
+        return await _batch.retrieve(
+            self.base_url, job_id, cancel=True, **self._http(key, timeouts)
+        )
+
+    async def batch_results(
+        self,
+        job: BatchJob,
+        requests: Mapping[str, ChatRequest],
+        key: APIKey | None,
+        timeouts: Timeouts,
+    ) -> list[BatchItem]:
+        def parse(body: dict[str, Any], request: ChatRequest) -> Response:
+            return self.parse_response(body, request.model)
+
+        return await _batch.read_results(
+            self.base_url, job, parse, requests, **self._http(key, timeouts)
+        )
