@@ -17,6 +17,8 @@ export PIP_ROOT_USER_ACTION=ignore
 
 want_apt=()
 command -v espeak-ng >/dev/null 2>&1 || want_apt+=(espeak-ng)
+# The terminal app's tests drive `llm-magics chat` in a real terminal.
+command -v tmux >/dev/null 2>&1 || want_apt+=(tmux)
 if [ "${LLM_MAGICS_BROWSER_TESTS:-1}" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || want_apt+=(chromium)
 fi
@@ -25,7 +27,7 @@ if [ ${#want_apt[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${want_apt[@]}" >/dev/null
   else
-    echo "note: install ${want_apt[*]} with your package manager for the audio/browser tests" >&2
+    echo "note: install ${want_apt[*]} with your package manager for the audio/browser/terminal tests" >&2
   fi
 fi
 

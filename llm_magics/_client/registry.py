@@ -209,6 +209,20 @@ class Registry:
             raise UnknownModelError(f"model id {target!r} names no model after the colon")
         return ModelRef(provider, model)
 
+    def provider_of(self, target: str | None) -> str:
+        """The provider of a provider name, alias or model id (None: the default model's)."""
+        target = (target or "").strip() or self.default_model()
+        if target in VENDORS or target in self._custom:
+            return target
+        return self.resolve(target).provider
+
+    def list_models(self, target: str | None = None) -> list[str]:
+        """The models the provider of ``target`` lists (asked live, where its API lists them;
+        ``local``: the embedded files). Needs the provider's key, as a call does."""
+        name = self.provider_of(target)
+        info = self.info(name)
+        return self.client(f"{name}:{info.default_model or 'default'}").list_models()
+
     # --- building clients ----------------------------------------------------------------
 
     def _keys_for(self, info: Vendor) -> tuple[list[str], str | None]:

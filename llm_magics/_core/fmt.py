@@ -11,7 +11,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-__all__ = ["duration", "markdown_table", "money", "records_table", "size", "text_table"]
+__all__ = [
+    "duration",
+    "markdown_table",
+    "moment",
+    "money",
+    "records_table",
+    "size",
+    "text_table",
+    "total_cost",
+]
 
 
 def money(usd: float | None) -> str:
@@ -31,6 +40,24 @@ def money(usd: float | None) -> str:
     if len(text.partition(".")[2]) < 2:
         text = f"{usd:.2f}"
     return f"{sign}${text}"
+
+
+def total_cost(usd: float, unpriced: int = 0, calls: int | None = None) -> str:
+    """The cost of several calls: :func:`money` of the priced ones, ``+?`` after it when
+    ``unpriced`` of them had no known price, ``unknown`` when none had (of ``calls``)."""
+    if unpriced and calls is not None and unpriced >= calls:
+        return "unknown"
+    return money(usd) + ("+?" if unpriced else "")
+
+
+def moment(timestamp: float | None) -> str:
+    """A time as a person reads it in a listing, local time to the minute:
+    ``2025-01-31 14:05``; ``-`` when unknown."""
+    if timestamp is None or not math.isfinite(timestamp) or timestamp <= 0:
+        return "-"
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
 
 
 def size(count: float) -> str:

@@ -169,3 +169,27 @@ def test_an_alias_cycle_is_refused_when_made_naming_the_cycle() -> None:
     with pytest.raises(lm.ConfigError, match="cycle"):
         r.alias("self", "self")
     assert r.resolve("quick").model == "gpt-4o-mini", "the aliases that were made still work"
+
+
+def test_provider_of_takes_a_provider_an_alias_or_a_model_id() -> None:
+    r = reg()
+    r.alias("fast", "groq:llama-3.1-8b-instant")
+    assert r.provider_of("openai") == "openai"
+    assert r.provider_of("anthropic:claude-haiku-4-5") == "anthropic"
+    assert r.provider_of("fast") == "groq"
+    assert r.provider_of(None) == "local", "no key: the default model's provider"
+    with pytest.raises(lm.UnknownModelError, match="unknown model 'nope'"):
+        r.provider_of("nope")
+
+
+def test_list_models_asks_the_providers_api_with_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.magics_helpers import KEY, FakeOpenAI, FakeRegistry
+
+    backend = FakeOpenAI()
+    r = FakeRegistry(backend.transport)
+    with pytest.raises(lm.ConfigError, match="set OPENAI_API_KEY"):
+        r.list_models("openai")
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    assert r.list_models("openai:gpt-4o") == ["gpt-a", "gpt-b"]
+    (sent,) = [b for b in backend.transport.requests if b.url.path.endswith("/models")]
+    assert sent.headers["authorization"] == f"Bearer {KEY}"

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from llm_magics._core.fmt import duration, markdown_table, money, size, text_table
+from llm_magics._core.fmt import (
+    duration,
+    markdown_table,
+    moment,
+    money,
+    size,
+    text_table,
+    total_cost,
+)
 
 
 @pytest.mark.parametrize(
@@ -60,3 +68,22 @@ def test_a_text_table_aligns_columns_and_numbers_to_the_right() -> None:
         "a      5",
         "bbb   12",
     ]
+
+
+@pytest.mark.parametrize(
+    ("usd", "unpriced", "calls", "shown"),
+    [(0.0123, 0, 3, "$0.0123"), (0.0123, 1, 3, "$0.0123+?"), (0.0, 3, 3, "unknown"),
+     (0.0, 0, 0, "$0"), (2.5, 2, None, "$2.50+?")],
+)  # fmt: skip
+def test_a_total_cost_says_when_some_calls_had_no_known_price(
+    usd: float, unpriced: int, calls: int | None, shown: str
+) -> None:
+    assert total_cost(usd, unpriced, calls) == shown
+
+
+def test_a_moment_reads_as_local_date_and_minute_or_a_dash_when_unknown() -> None:
+    import time
+
+    stamp = time.mktime((2025, 1, 31, 14, 5, 59, 0, 0, -1))
+    assert moment(stamp) == "2025-01-31 14:05"
+    assert moment(None) == moment(0.0) == moment(float("nan")) == "-"
