@@ -38,12 +38,18 @@ from . import audio as _audio
 from . import image as _image
 from .sniff import media_part_from_bytes
 
-__all__ = ["MediaPolicies", "MediaPolicy", "fetch_url", "policy_for", "prepare_media", "prepare_part"]
+__all__ = [
+    "MediaPolicies",
+    "MediaPolicy",
+    "fetch_url",
+    "policy_for",
+    "prepare_media",
+    "prepare_part",
+]
 
 #: Largest download accepted for one image or audio URL.
 MAX_FETCH_BYTES = 50 * MB
 FETCH_TIMEOUT = 60.0
-
 
 
 class MediaPolicies(dict[str, MediaPolicy]):
@@ -52,6 +58,7 @@ class MediaPolicies(dict[str, MediaPolicy]):
 
     def __init__(self) -> None:
         super().__init__((v.name, v.media) for v in VENDORS.values() if v.media)
+
 
 # Custom servers registered with these protocols get that protocol's limits.
 _BY_PROTOCOL = ("anthropic", "gemini", "ollama")

@@ -79,7 +79,9 @@ def test_answers_that_arrive_together_share_a_commit(
     commits: list[int] = []
     writer = BatchWriter(store, ttl=None, size_limit=2**30)
     commit = writer._commit
-    monkeypatch.setattr(writer, "_commit", lambda batch: (commits.append(len(batch)), commit(batch)))
+    monkeypatch.setattr(
+        writer, "_commit", lambda batch: (commits.append(len(batch)), commit(batch))
+    )
     for i in range(50):
         writer.put(f"k{i}", b"1", "p:m")
     assert writer.flush(10)
