@@ -24,6 +24,7 @@ __all__ = [
     "Message",
     "OutputSchema",
     "Part",
+    "PromptCache",
     "Response",
     "TextPart",
     "ToolCall",
@@ -86,6 +87,8 @@ class ToolSpec:
     description: str
     parameters: dict[str, Any]
     function: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+    #: A pydantic model that checks (and coerces) the arguments before ``function`` runs.
+    arguments_model: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -143,10 +146,25 @@ def _unset(value: Any) -> bool:
     return value is None or value is False or (type(value) in (list, dict) and not value)
 
 
+@dataclass(frozen=True)
+class PromptCache:
+    """How a request may use the provider's prompt cache, shared by the requests of one map:
+    ``key`` names their cache (OpenAI's ``prompt_cache_key``), ``prefix`` is the text every
+    one of their prompts starts with, and ``breakpoint`` says the shared part (tools, system
+    prompt, ``prefix``) is long enough for a provider that caches only marked prefixes
+    (Anthropic's ``cache_control``). It never changes the answer, so it is no part of the
+    response-cache key."""
+
+    key: str
+    prefix: str = ""
+    breakpoint: bool = False
+
+
 @dataclass
 class ChatRequest:
     """A provider-neutral chat request. ``extra`` is merged into the wire body last, for
-    provider-specific fields this model does not name."""
+    provider-specific fields this model does not name. ``prompt_cache`` is a hint for the
+    provider's prompt cache, not part of what is asked (nor of :meth:`fingerprint`)."""
 
     model: str
     messages: list[Message]
@@ -161,6 +179,7 @@ class ChatRequest:
     schema: OutputSchema | None = None
     json_mode: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    prompt_cache: PromptCache | None = None
 
     def fingerprint(self) -> dict[str, Any]:
         """Everything that can change the answer, as JSON-safe data (for cache keys). Unset

@@ -41,7 +41,7 @@ def test_openai_style_tool_dicts_are_accepted_and_bad_ones_explained() -> None:
     assert spec.name == "f" and spec.function is None
     with pytest.raises(lm.ConfigError, match="needs a 'name'"):
         to_tool_specs([{"description": "nameless"}])
-    with pytest.raises(lm.ConfigError, match="functions or JSON-schema dicts"):
+    with pytest.raises(lm.ConfigError, match=r"functions, lm\.Tool objects or JSON-schema dicts"):
         to_tool_specs([42])
 
 
@@ -91,7 +91,9 @@ def test_run_tools_calls_the_functions_and_returns_the_final_answer_with_summed_
     assert [t["name"] for t in r.raw["tool_rounds"]] == ["add", "missing"]
     followup = transport.bodies[1]["messages"]
     assert followup[-2] == {"role": "tool", "tool_call_id": "1", "content": "5"}
-    assert followup[-1]["content"].startswith("error: no runnable tool named 'missing'")
+    assert followup[-1]["content"].startswith(
+        "error: there is no tool named 'missing'; the tools are: add"
+    )
 
 
 def test_a_tool_that_raises_is_reported_to_the_model_not_to_the_user() -> None:
