@@ -18,6 +18,7 @@ from ._core.errors import (
     APIConnectionError,
     AuthenticationError,
     BadRequestError,
+    BudgetExceededError,
     ConfigError,
     ContextLengthError,
     LLMError,
@@ -31,13 +32,21 @@ from ._core.errors import (
 )
 
 if TYPE_CHECKING:
+    from ._chat.agent import Agent
     from ._chat.memory import Conversation
     from ._chat.sessions import session, sessions
+    from ._chat.store import session_store
+    from ._chat.templates.library import templates
+    from ._chat.templates.template import Template
+    from ._client.budget import budget
     from ._client.client import Client
     from ._client.pricing import model_profile, register_model_profile, set_price
     from ._client.registry import cache_stats, clear_cache
+    from ._client.tool_registry import ToolRegistry
+    from ._client.tool_schema import Tool
     from ._client.tools import tool
     from ._client.usage import count_tokens, reset_usage, usage
+    from ._core.events import StreamEvent, collect, sse
     from ._core.types import Message, Response, ToolCall, Transcript, Usage
     from ._local.serve import serve_local
     from ._media.objects import Audio, Image
@@ -46,9 +55,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "APIConnectionError",
+    "Agent",
     "Audio",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "Client",
     "ConfigError",
     "ContextLengthError",
@@ -61,17 +72,24 @@ __all__ = [
     "ProviderError",
     "RateLimitError",
     "Response",
+    "StreamEvent",
     "StreamInterruptedError",
+    "Template",
     "TimeoutError",
+    "Tool",
     "ToolCall",
+    "ToolRegistry",
     "Transcript",
     "UnknownModelError",
     "Usage",
     "__version__",
     "alias",
+    "budget",
     "cache_stats",
+    "chat_widget",
     "clear_cache",
     "client",
+    "collect",
     "count_tokens",
     "load_ipython_extension",
     "model_profile",
@@ -80,8 +98,11 @@ __all__ = [
     "reset_usage",
     "serve_local",
     "session",
+    "session_store",
     "sessions",
     "set_price",
+    "sse",
+    "templates",
     "tool",
     "unload_ipython_extension",
     "usage",
@@ -90,16 +111,25 @@ __all__ = [
 
 # name -> module that defines it; imported on first attribute access.
 _LAZY = {
+    "Agent": "._chat.agent",
+    "StreamEvent": "._core.events",
+    "Tool": "._client.tool_schema",
+    "ToolRegistry": "._client.tool_registry",
+    "collect": "._core.events",
+    "sse": "._core.events",
     "Audio": "._media.objects",
     "Client": "._client.client",
     "Conversation": "._chat.memory",
     "Image": "._media.objects",
     "Message": "._core.types",
     "Response": "._core.types",
+    "Template": "._chat.templates.template",
     "ToolCall": "._core.types",
     "Transcript": "._core.types",
     "Usage": "._core.types",
+    "budget": "._client.budget",
     "cache_stats": "._client.registry",
+    "chat_widget": ".notebook.chat_widget",
     "clear_cache": "._client.registry",
     "count_tokens": "._client.usage",
     "model_profile": "._client.pricing",
@@ -107,8 +137,10 @@ _LAZY = {
     "reset_usage": "._client.usage",
     "serve_local": "._local.serve",
     "session": "._chat.sessions",
+    "session_store": "._chat.store",
     "sessions": "._chat.sessions",
     "set_price": "._client.pricing",
+    "templates": "._chat.templates.library",
     "tool": "._client.tools",
     "usage": "._client.usage",
 }
@@ -188,7 +220,8 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 
 for _name in (
-    "APIConnectionError", "AuthenticationError", "BadRequestError", "ConfigError",
+    "APIConnectionError", "AuthenticationError", "BadRequestError", "BudgetExceededError",
+    "ConfigError",
     "ContextLengthError", "LLMError", "ModelNotFoundError", "OutputParseError", "ProviderError",
     "RateLimitError", "StreamInterruptedError", "TimeoutError", "UnknownModelError",
     "client", "register", "alias", "use", "load_ipython_extension", "unload_ipython_extension",

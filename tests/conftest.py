@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# One real llama.cpp server for the embedded model, shared by every test that asks for it.
+from tests.support.llama import forward, llama_server  # noqa: F401
+
 # The HTTP stack under test: `LLM_MAGICS_HTTP=httpx2 python3 -m pytest` runs the suite over
 # httpx2's own pool instead of the default aiohttp transport.
 _KEPT = frozenset({"LLM_MAGICS_HTTP"})
@@ -24,6 +27,10 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
         if name.startswith(_ENV_PREFIXES) or name.startswith("LLM_MAGICS_"):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LLM_MAGICS_CACHE_DIR", str(tmp_path / "llm-cache"))
+    # The user's own prompt templates (a folder of TOML files) never leak in either.
+    monkeypatch.setenv("LLM_MAGICS_TEMPLATES_DIR", str(tmp_path / "templates"))
+    # Saved sessions (lm.session_store(), llm-magics) go to a folder of the test's own.
+    monkeypatch.setenv("LLM_MAGICS_SESSIONS_DIR", str(tmp_path / "sessions"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     # A working directory without a .env, so the user's own settings never leak in.
     workdir = tmp_path / "cwd"

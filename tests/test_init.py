@@ -16,7 +16,15 @@ EXPECTED_PUBLIC = {
     "model_profile", "register", "register_model_profile", "reset_usage", "serve_local",
     "set_price", "tool", "unload_ipython_extension", "usage", "use",
     # Conversations (issue 14): the class, and the kernel's named sessions.
-    "Conversation", "session", "sessions",
+    "Conversation", "chat_widget", "session", "sessions",
+    # Prompt templates (issue 15): the class, and the library of built-in and user templates.
+    "Template", "templates",
+    # The terminal (issue 19): the saved sessions that `llm-magics` and notebooks share.
+    "session_store",
+    # Cost at scale (issue 17): the kernel's budget and the refusal it raises.
+    "budget", "BudgetExceededError",
+    # Tools, agents and typed stream events (issue 16).
+    "Agent", "StreamEvent", "Tool", "ToolRegistry", "collect", "sse",
 }  # fmt: skip
 
 
@@ -39,7 +47,7 @@ def test_import_loads_no_heavy_library() -> None:
     code = (
         "import sys, llm_magics;"
         "heavy = [m for m in ('httpx2', 'pandas', 'numpy', 'PIL', 'IPython', 'ipywidgets', 'pydantic',"
-        " 'llama_cpp', 'diskcache') if m in sys.modules];"
+        " 'llama_cpp', 'diskcache', 'rich') if m in sys.modules];"
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -22,7 +22,9 @@ Strategies (``truncation=``):
   fails).
 
 Token counts come from :func:`llm_magics._client.usage.message_tokens`: exact for OpenAI
-models with tiktoken installed, an estimate otherwise (:func:`fit` reports which).
+models with tiktoken installed, an estimate otherwise. A conversation calibrates its
+estimates with the provider's own count of the previous request (``scale=``), and
+:attr:`Fit.counted` says which it was.
 
 Thread safety: pure functions.
 """
@@ -58,6 +60,22 @@ class Fit:
     tokens: int
     budget: int
     exact: bool
+    #: Estimates were multiplied by this, learnt from the provider's count of an earlier
+    #: request (1.0: not calibrated).
+    scale: float = 1.0
+
+    @property
+    def counted(self) -> str:
+        """How the tokens were counted: ``"exact"`` (tiktoken), ``"calibrated"`` (an estimate
+        scaled to the provider's own count of the previous request) or ``"estimate"``."""
+        if self.exact:
+            return "exact"
+        return "calibrated" if self.scale != 1.0 else "estimate"
+
+    @property
+    def estimated(self) -> int:
+        """The tokens before calibration."""
+        return round(self.tokens / self.scale)
 
     @property
     def dropped(self) -> int:
@@ -71,18 +89,25 @@ def fit(
     truncation: Truncation = "drop_oldest",
     *,
     model: str | None = None,
+    scale: float = 1.0,
 ) -> Fit:
     """The turns (each a question and its answer) that fit ``budget`` tokens together with
-    the ``fixed`` messages (the system message and the new prompt), by ``truncation``."""
+    the ``fixed`` messages (the system message and the new prompt), by ``truncation``.
+    ``scale`` multiplies estimated counts (never exact ones)."""
     exact = counts_exactly(model)
-    fixed_tokens = sum(message_tokens(m, model) for m in fixed)
+    scale = 1.0 if exact else scale
+
+    def count(messages: Sequence[Message]) -> int:
+        return round(sum(message_tokens(m, model) for m in messages) * scale)
+
+    fixed_tokens = count(fixed)
     if fixed_tokens > budget:
         raise ConfigError(
             f"the system message and the prompt alone take {fixed_tokens} tokens, over the "
             f"conversation's budget of {budget} (by {fixed_tokens - budget}). Raise max_tokens= "
             "or shorten them."
         )
-    costs = [sum(message_tokens(m, model) for m in turn) for turn in turns]
+    costs = [count(turn) for turn in turns]
     room = budget - fixed_tokens
     if sum(costs) <= room:
         kept = list(range(len(costs)))
@@ -93,7 +118,7 @@ def fit(
     else:
         kept = list(range(_oldest_kept(costs, room), len(costs)))
     used = fixed_tokens + sum(costs[i] for i in kept)
-    return Fit(tuple(kept), len(costs), used, budget, exact)
+    return Fit(tuple(kept), len(costs), used, budget, exact, scale)
 
 
 def _oldest_kept(costs: Sequence[int], room: int) -> int:

@@ -44,6 +44,7 @@ class _Turn(Protocol):
     answer: str | None
     model: str
     usage: Any
+    steps: list[Message]
 
 
 class _Summary(Protocol):
@@ -76,6 +77,9 @@ def markdown_of(conv: Conversation) -> str:
     for i, turn in enumerate(conv.turns, 1):
         if turn.user is not None:
             lines += [f"## {i}. You", "", _message_markdown(turn.user), ""]
+        lines += [f"> {step}" for step in _steps(turn.steps)]
+        if turn.steps:
+            lines.append("")
         if turn.answer is not None:
             tokens = f", {turn.usage.input_tokens} → {turn.usage.output_tokens} tokens"
             name = turn.model or "assistant"
@@ -94,6 +98,7 @@ def text_of(conv: Conversation) -> str:
         lines.append("")
         if turn.user is not None:
             lines.append(f"You: {_message_markdown(turn.user)}")
+        lines += [f"  {step}" for step in _steps(turn.steps)]
         if turn.answer is not None:
             lines.append(f"{turn.model or 'Assistant'}: {turn.answer}")
     return redact_secrets("\n".join(lines) + "\n")
@@ -196,6 +201,18 @@ def _media_file(part: dict[str, Any], folder: Path) -> MediaPart | None:
         return None
     media = MediaPart(kind, str(part.get("mime_type") or ""), data=data)
     return media if media.content_hash == digest else None
+
+
+def _steps(steps: Sequence[Message]) -> list[str]:
+    """One line per tool call and per result: ``called f({...})``, ``f -> result``."""
+    lines = []
+    for m in steps:
+        for call in m.tool_calls:
+            lines.append(f"called {call.name}({json.dumps(call.arguments, ensure_ascii=False)})")
+        if m.role == "tool":
+            text = " ".join(m.text.split())
+            lines.append(f"{m.name or 'tool'} -> {text[:200]}{'...' if len(text) > 200 else ''}")
+    return lines
 
 
 def _message_markdown(message: Message) -> str:

@@ -23,28 +23,18 @@ guards its own dict with a lock.
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from .._client.inputs import to_messages
 from .._core.errors import ConfigError
-from .._core.types import MediaPart, Message, Response
+from .._core.templating import is_prompt_template
+from .._core.types import Message, Response
 from .._runtime import loop
 from .budget import Fit, Truncation, check_strategy
 from .export import (
-    SAVED_KIND,
-    markdown_of,
-    read_saved,
     redact_secrets,
-    saved_media,
-    saved_part,
-    text_of,
-    write_export,
-    write_saved,
 )
+from .persist import ExportFormat, Persisted
 from .recall import Recall
 from .summary import Summary
 from .turns import ConversationUsage, SummaryCall, Turn
@@ -53,14 +43,27 @@ if TYPE_CHECKING:
     from .._client.client import Client
     from .streaming import ConversationStream
 
-__all__ = ["Conversation", "ConversationUsage", "SummaryCall", "Turn", "redact_secrets"]
+__all__ = [
+    "Conversation",
+    "ConversationUsage",
+    "ExportFormat",
+    "SummaryCall",
+    "Turn",
+    "redact_secrets",
+]
 
-ExportFormat = Literal["md", "markdown", "json", "text", "txt"]
+SETTINGS = (
+    "system",
+    "model",
+    "template",
+    "max_tokens",
+    "truncation",
+    "max_history",
+    "summary_model",
+)
 
-SETTINGS = ("system", "model", "max_tokens", "truncation", "max_history", "summary_model")
 
-
-class Conversation(Recall):
+class Conversation(Recall, Persisted):
     """A named history of turns; :meth:`messages` builds the next request from it."""
 
     def __init__(
@@ -69,6 +72,7 @@ class Conversation(Recall):
         *,
         model: str | None = None,
         system: str | None = None,
+        template: Any = None,
         max_tokens: int | None = None,
         truncation: str = "drop_oldest",
         summary_model: str | None = None,
@@ -77,6 +81,9 @@ class Conversation(Recall):
         self.name = name
         self.system: str | None = None
         self.model: str | None = None
+        #: A prompt template (``lm.Template``): its system is the conversation's unless one
+        #: is given, and its ``user`` shapes each turn (the text fills its main variable).
+        self.template: Any = None
         #: The history's token budget (None: the model's context window less the answer's).
         self.max_tokens: int | None = None
         self.truncation: Truncation = "drop_oldest"
@@ -86,6 +93,7 @@ class Conversation(Recall):
         self.configure(
             system=system,
             model=model,
+            template=template,
             max_tokens=max_tokens,
             truncation=truncation,
             summary_model=summary_model,
@@ -96,7 +104,10 @@ class Conversation(Recall):
         self.summary = Summary()
         #: How the last request was fitted into the budget (None: no budget applied).
         self.last_fit: Fit | None = None
+        self.token_scales: dict[str, float] = {}
+        self._fitted_for = ""
         self._summary_failure_said = False
+        self._asked: tuple[Any, Message] | None = None  # (prompt, the user message sent)
 
     def configure(self, **settings: Any) -> None:
         """Change settings (system, model, max_tokens, truncation, summary_model,
@@ -112,6 +123,20 @@ class Conversation(Recall):
             raise ConfigError(f"max_tokens must be a positive number of tokens; got {budget!r}")
         if "truncation" in settings:
             settings["truncation"] = check_strategy(settings["truncation"])
+        template = settings.get("template")
+        if isinstance(template, str):
+            from .templates.library import templates
+
+            template = settings["template"] = templates[template]
+        if template is not None:
+            if not is_prompt_template(template):
+                raise ConfigError(
+                    f"template= takes an lm.Template or the name of one in lm.templates; "
+                    f"got {type(template).__name__}"
+                )
+            system = settings.get("system", self.system)
+            if system is None:  # the template's system, unless one is given
+                settings["system"] = template.render_system() or None
         for key, value in settings.items():
             setattr(self, key, value)
 
@@ -139,18 +164,26 @@ class Conversation(Recall):
         self.turns.append(turn)
         return turn
 
-    def add(self, prompt: Any, response: Response | str) -> Turn:
+    def add(
+        self, prompt: Any, response: Response | str, *, steps: list[Message] | None = None
+    ) -> Turn:
         """Record an exchange. ``prompt`` is what :func:`to_messages` accepts, or None for
-        the waiting question of :meth:`add_user`."""
+        the waiting question of :meth:`add_user`; ``steps`` are the tool calls and results
+        that led to the answer (kept with it, never split from it)."""
         if prompt is None and self.turns and self.turns[-1].pending:
             turn = self.turns.pop()
             user = turn.user
+        elif self._asked is not None and self._asked[0] is prompt:
+            user = self._asked[1]  # what was sent: the template's turn
         else:
             user = _user_message(prompt)
+        self._asked = None
         if isinstance(response, Response):
-            turn = Turn.answered(user, response)
+            turn = Turn.answered(user, response, steps)
+            if not steps:  # a tool loop's usage sums several requests
+                self.calibrate(response.usage.input_tokens)
         else:
-            turn = Turn(user, str(response))
+            turn = Turn(user, str(response), steps=list(steps or []))
         self.turns.append(turn)
         return turn
 
@@ -226,6 +259,11 @@ class Conversation(Recall):
             )
         system = options.pop("system", None) or self.system
         answer = options.get("max_tokens")
+        self._asked = None
+        if self.template is not None and prompt is not None:
+            shaped = self._shaped(prompt, options)
+            self._asked = (prompt, shaped)
+            prompt = [shaped]
         if self.truncation == "summarize":
             await self.fold_to_fit(client, prompt, system, answer, max_history)
         return self.messages(
@@ -235,53 +273,6 @@ class Conversation(Recall):
             answer_tokens=answer,
             system=system,
         )
-
-    # --- branches, checkpoints, files ----------------------------------------------------
-
-    def fork(self, name: str | None = None) -> Conversation:
-        """A copy to go on differently: same settings, turns and summary, its own future."""
-        twin = Conversation.from_dict(self.to_dict(), media=self.media())
-        twin.name = name or f"{self.name}-fork"
-        return twin
-
-    def snapshot(self) -> dict[str, Any]:
-        """The state to go back to with :meth:`restore` (a plain, JSON-safe dict)."""
-        return json.loads(json.dumps(self.to_dict()))
-
-    def restore(self, snapshot: dict[str, Any]) -> None:
-        """Go back to a :meth:`snapshot` (turns, summary and system message; the name
-        stays). Media parts still in this conversation keep their bytes."""
-        back = Conversation.from_dict(snapshot, media=self.media())
-        self.system, self.summary, self.turns = back.system, back.summary, back.turns
-
-    def save(self, path: str | os.PathLike[str]) -> str:
-        """Write the conversation as JSON (keys redacted) and its media's bytes beside it
-        (``NAME.media/``, one file per content hash); :meth:`load` reads both back."""
-        text = self.to_json()
-        write_saved(text, self.media().values(), path)
-        return text
-
-    def media(self) -> dict[str, MediaPart]:
-        """The media of this conversation's questions, by content hash."""
-        return {p.content_hash: p for t in self.turns for p in _media_of(t)}
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Conversation:
-        """Read a conversation written by :meth:`save` or ``export(..., format="json")``.
-        Media whose bytes are not beside the file come back as text placeholders (a
-        warning says how many)."""
-        data, found = read_saved(path)
-        missing = sum(1 for part in saved_media(data["turns"]) if part["sha256"] not in found)
-        if missing:
-            import warnings
-
-            warnings.warn(
-                f"{missing} media part(s) of {path} were not found in "
-                f"{Path(path).with_suffix('.media')}; they come back as text placeholders",
-                UserWarning,
-                stacklevel=2,
-            )
-        return cls.from_dict(data, media=found)
 
     @property
     def usage(self) -> ConversationUsage:
@@ -293,93 +284,8 @@ class Conversation(Recall):
         self.turns.clear()
         self.summary = Summary()
 
-    # --- export --------------------------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": SAVED_KIND,
-            "name": self.name,
-            "system": self.system,
-            "model": self.model,
-            "max_history": self.max_history,
-            "max_tokens": self.max_tokens,
-            "truncation": self.truncation,
-            "summary_model": self.summary_model,
-            "summary": self.summary.to_dict() if self.summary or self.summary.calls else None,
-            "turns": [t.to_dict() for t in self.turns],
-        }
-
-    def to_json(self, indent: int | None = 2) -> str:
-        return redact_secrets(json.dumps(self.to_dict(), indent=indent, ensure_ascii=False))
-
-    def to_markdown(self) -> str:
-        return markdown_of(self)
-
-    def to_text(self) -> str:
-        """Plain text: ``You:`` and the model's name before each message."""
-        return text_of(self)
-
-    def export(
-        self, path: str | os.PathLike[str] | None = None, *, format: ExportFormat | None = None
-    ) -> str:
-        """The conversation as Markdown, JSON or plain text (never any key); written to
-        ``path`` too when given (the format then defaults from its suffix)."""
-        suffix = Path(path).suffix.lstrip(".") if path is not None else ""
-        fmt = format or (suffix if suffix in ("json", "md", "txt") else "md")
-        if fmt not in ("md", "markdown", "json", "text", "txt"):
-            raise ConfigError(f"export format must be md, json or text; got {fmt!r}")
-        if fmt == "json":
-            text = self.to_json()
-        elif fmt in ("text", "txt"):
-            text = self.to_text()
-        else:
-            text = self.to_markdown()
-        if path is not None:
-            write_export(text, path)
-        return text
-
-    @classmethod
-    def from_dict(
-        cls, data: dict[str, Any], *, media: Mapping[str, MediaPart] | None = None
-    ) -> Conversation:
-        """A conversation from :meth:`to_dict`'s form (settings checked as in ``__init__``);
-        media saved by hash take their bytes from ``media``, else become text placeholders."""
-        kind = data.get("kind", SAVED_KIND)
-        if kind != SAVED_KIND:
-            raise ConfigError(f"not a saved conversation: its kind is {kind!r}, not {SAVED_KIND!r}")
-        conv = cls(
-            data.get("name") or "default",
-            system=data.get("system"),
-            model=data.get("model"),
-            max_tokens=data.get("max_tokens"),
-            truncation=data.get("truncation") or "drop_oldest",
-            summary_model=data.get("summary_model"),
-            max_history=data.get("max_history"),
-        )
-        conv.summary = Summary.from_dict(data.get("summary"))
-        for t in data.get("turns", []):
-            conv.turns.append(Turn.from_dict(t, _saved_user(t.get("user"), media or {})))
-        return conv
-
 
 def _user_message(prompt: Any) -> Message:
     """The user message to record for ``prompt`` (its last user message)."""
     users = [m for m in to_messages(prompt) if m.role == "user"]
     return users[-1] if users else Message("user", "")
-
-
-def _saved_user(user: Any, media: Mapping[str, MediaPart]) -> Message | None:
-    if user is None:
-        return None
-    if not (isinstance(user, dict) and "role" in user):
-        return Message("user", str(user))
-    content = user.get("content")
-    if isinstance(content, list):
-        user = {**user, "content": [saved_part(c, media) for c in content]}
-    return to_messages([user])[0]
-
-
-def _media_of(turn: Turn) -> list[MediaPart]:
-    if turn.user is None or isinstance(turn.user.content, str):
-        return []
-    return [p for p in turn.user.content if isinstance(p, MediaPart)]

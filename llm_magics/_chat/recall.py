@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .._client.inputs import to_messages
 from .._client.usage import message_tokens
 from .._core.errors import ConfigError
-from .._core.types import Message
+from .._core.types import MediaPart, Message, TextPart
 from .._runtime import loop
 from .budget import Fit, Truncation, fit
 from .summary import SUMMARY_TOKENS, Summary, summarize_turns
@@ -45,10 +45,23 @@ class Recall:
     max_history: int | None
     truncation: Truncation
     summary_model: str | None
+    template: Any
     turns: list[Turn]
     summary: Summary
     last_fit: Fit | None
     _summary_failure_said: bool
+    #: Per model id: how the provider's token count compares with the estimate.
+    token_scales: dict[str, float]
+    _fitted_for: str
+
+    def calibrate(self, input_tokens: int) -> None:
+        """Learn from the provider's count of the request :attr:`last_fit` described (its
+        ``usage.input_tokens``) how far the estimates are off, for the next requests."""
+        fitted = self.last_fit
+        if fitted is None or fitted.exact or input_tokens <= 0 or fitted.estimated <= 0:
+            return
+        ratio = input_tokens / fitted.estimated
+        self.token_scales[self._fitted_for] = min(max(ratio, 0.5), 4.0)
 
     def client_for(self, model: str | None, client: Client | None = None) -> Client:
         raise NotImplementedError
@@ -71,6 +84,8 @@ class Recall:
         context window of ``model`` (or the conversation's) less ``answer_tokens``
         (default: up to 4,096 of the model's output). :attr:`last_fit` tells what was left
         out and whether the count was exact."""
+        if self.template is not None and prompt is not None and not _is_shaped(prompt):
+            prompt = [self._shaped(prompt, {})]
         window = self.window(max_history)
         if prompt is None and window and window[-1].pending:
             new = window.pop().messages()
@@ -87,9 +102,26 @@ class Recall:
                 budget,
                 self.truncation,
                 model=_bare_model(model_id),
+                scale=self.token_scales.get(model_id or "", 1.0),
             )
+            self._fitted_for = model_id or ""
             window = [window[i] for i in self.last_fit.kept]
         return [*head, *(m for turn in window for m in turn.messages()), *new]
+
+    def _shaped(self, prompt: Any, options: dict[str, Any]) -> Message:
+        """``prompt`` as the template's turn; options named after its variables fill them."""
+        names = set(self.template.variables)
+        values = {k: options.pop(k) for k in list(options) if k in names}
+        if isinstance(prompt, str) or (
+            isinstance(prompt, list)
+            and all(isinstance(p, str | TextPart | MediaPart) for p in prompt)
+        ):
+            return self.template.render_turn(prompt, **values)
+        raise ConfigError(
+            f"conversation {self.name!r} shapes each turn with template "
+            f"{self.template.name!r}: pass the turn as text (or text and media), not "
+            f"{type(prompt).__name__}"
+        )
 
     def window(self, max_history: int | None = None) -> list[Turn]:
         """The turns that may be sent with the next prompt: those the summary does not
@@ -192,6 +224,11 @@ class Recall:
             return False
         self._summary_failure_said = False
         return True
+
+
+def _is_shaped(prompt: Any) -> bool:
+    """A prompt that is already the template's turn (a list holding its Message)."""
+    return isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], Message)
 
 
 def _summary_input(client: Client) -> int:

@@ -9,15 +9,22 @@ Thread safety: iterate from one thread (the stream is driven on the package's lo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._core.types import Response
 
 if TYPE_CHECKING:
     from .._client.client import Client
     from .._client.stream import TextStream
-    from .memory import Conversation
+
+
+class _Recorder(Protocol):
+    """What a stream needs of its conversation (a Protocol: memory.py imports this module)."""
+
+    def add(self, prompt: Any, response: Response | str) -> Any: ...
+
 
 __all__ = ["ConversationStream"]
 
@@ -26,7 +33,7 @@ class ConversationStream:
     """Iterate for text deltas; ``.response`` is the whole Response once the stream ended."""
 
     def __init__(
-        self, conversation: Conversation, prompt: Any, client: Client, stream: TextStream
+        self, conversation: _Recorder, prompt: Any, client: Client, stream: TextStream
     ) -> None:
         self.conversation = conversation
         self._prompt = prompt
@@ -34,6 +41,7 @@ class ConversationStream:
         self._stream = stream
         self._iterator: Iterator[str] | None = None
         self._recorded = False
+        self._started = time.perf_counter()
 
     @property
     def response(self) -> Response | None:
@@ -82,6 +90,9 @@ class ConversationStream:
         )
         if whole is not None:
             partial.usage, partial.cost = whole.usage, whole.cost
+        elif _free(self._client):  # a stopped answer of a model that costs nothing
+            partial.cost = 0.0
+        partial.latency = time.perf_counter() - self._started
         self.conversation.add(self._prompt, partial)
 
     def close(self) -> None:
@@ -96,3 +107,12 @@ class ConversationStream:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _free(client: Client) -> bool:
+    """Whether ``client``'s model is priced at nothing (the embedded model): only then is
+    the cost of an answer without usage known."""
+    from .._client.pricing import profile_for
+
+    profile = profile_for(client.provider.name, client.model)
+    return profile is not None and profile.input == 0 and profile.output == 0

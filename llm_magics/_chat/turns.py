@@ -32,9 +32,15 @@ class Turn:
     cost: float | None = None
     finish_reason: str | None = None
     at: float = field(default_factory=time.time)
+    #: Between question and answer: the model's tool calls and their results, in order.
+    steps: list[Message] = field(default_factory=list)
+    #: Seconds the answer took (None: not measured, e.g. written by hand).
+    latency: float | None = None
 
     @classmethod
-    def answered(cls, user: Message | None, response: Response) -> Turn:
+    def answered(
+        cls, user: Message | None, response: Response, steps: list[Message] | None = None
+    ) -> Turn:
         return cls(
             user,
             response.text,
@@ -42,6 +48,8 @@ class Turn:
             response.usage,
             response.cost,
             response.finish_reason,
+            steps=list(steps or []),
+            latency=response.latency,
         )
 
     @property
@@ -51,6 +59,7 @@ class Turn:
 
     def messages(self) -> list[Message]:
         out = [self.user] if self.user is not None else []
+        out.extend(self.steps)
         if self.answer is not None:
             out.append(Message("assistant", self.answer))
         return out
@@ -64,11 +73,15 @@ class Turn:
             "cost": self.cost,
             "finish_reason": self.finish_reason,
             "at": self.at,
+            **({"steps": [m.to_dict() for m in self.steps]} if self.steps else {}),
+            **({"latency": round(self.latency, 4)} if self.latency is not None else {}),
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], user: Message | None) -> Turn:
-        """A saved turn, its user message already rebuilt by the caller (media need it)."""
+    def from_dict(
+        cls, data: Mapping[str, Any], user: Message | None, steps: list[Message] | None = None
+    ) -> Turn:
+        """A saved turn, its messages already rebuilt by the caller (media need it)."""
         return cls(
             user,
             data.get("assistant"),
@@ -77,6 +90,8 @@ class Turn:
             data.get("cost"),
             data.get("finish_reason"),
             data.get("at", 0.0),
+            list(steps or []),
+            data.get("latency"),
         )
 
 

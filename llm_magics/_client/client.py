@@ -8,11 +8,12 @@ work inside a running Jupyter kernel. A Client is safe to share between threads.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from .._core import errors
 from .._core.errors import ConfigError
+from .._core.events import StreamEvent
 from .._core.options import (
     CHAT_DEFAULTS,
     CLIENT_DEFAULTS,
@@ -26,6 +27,7 @@ from .._core.types import (
     MediaPart,
     Message,
     OutputSchema,
+    PromptCache,
     Response,
     TextPart,
     Transcript,
@@ -35,10 +37,12 @@ from .._runtime import loop
 from .._runtime.http import Timeouts
 from .._runtime.retry import RetryPolicy
 from ..providers.base import Provider
-from .inputs import to_messages
+from .inputs import fill_template, to_messages
 from .keys import KeyPool
 from .pipeline import CacheMode, Pipeline, Prepared, ResponseCache
 from .stream import ResponseStream, TextStream
+from .tool_loop import run_events
+from .tool_registry import ToolRegistry
 from .tools import run_tool_loop, to_tool_specs
 
 __all__ = ["CacheMode", "Client", "ResponseCache", "ResponseStream", "TextStream"]
@@ -124,10 +128,15 @@ class Client:
         schema: Any = None,
         json_mode: bool = False,
         extra_body: dict[str, Any] | None = None,
+        prompt_cache: PromptCache | None = None,
         **unknown: Any,
     ) -> ChatRequest:
         """The request ``chat`` would send. ``extra_body`` holds fields the package does not
-        know, sent as they are; any other keyword is a ConfigError, before anything is sent."""
+        know, sent as they are; any other keyword is a ConfigError, before anything is sent.
+        A template prompt (``lm.Template``) takes its variables from the other keywords.
+        ``prompt_cache``: a hint for the provider's prompt cache (a DataFrame map gives one,
+        :func:`llm_magics._client.prompt_cache.prompt_cache_for`)."""
+        prompt, unknown = fill_template(prompt, unknown)
         if unknown:
             fields = self.provider.extra_body_fields
             raise unknown_option_error(next(iter(unknown)), "chat", fields, self.provider.name)
@@ -156,7 +165,13 @@ class Client:
             schema=OutputSchema.from_user(schema) if schema is not None else None,
             json_mode=json_mode,
             extra=extra,
+            prompt_cache=prompt_cache,
         )
+        self._check(request)
+        return request
+
+    def _check(self, request: ChatRequest) -> None:
+        """Refuse, before anything is sent, what the request asks and the provider lacks."""
         if not any(_has_content(m) for m in request.messages):
             raise errors.EmptyPromptError(
                 "the prompt is empty: pass the text to send (or message dicts with content)."
@@ -166,7 +181,6 @@ class Client:
         if request.schema and not self.provider.supports_schema:
             raise self.provider.unsupported("structured output (schema=)")
         self.provider.check_media(request)
-        return request
 
     # --- chat ----------------------------------------------------------------------------
 
@@ -184,7 +198,10 @@ class Client:
 
         With ``run_tools=True`` the functions in ``tools=`` are called as the model asks and
         their results sent back until it answers (see :func:`llm_magics._client.tools.run_tool_loop`).
+        ``prompt`` may be a template (``lm.Template``): its variables are keywords too,
+        ``c.chat(t, code="...", temperature=0)``.
         """
+        prompt, options = fill_template(prompt, options)
         if run_tools:
             return await run_tool_loop(
                 self,
@@ -230,6 +247,37 @@ class Client:
     def stream(self, prompt: Any, **options: Any) -> TextStream:
         """Blocking :meth:`astream`: iterate for text deltas, then read ``.response``."""
         return TextStream(self.astream(prompt, **options))
+
+    def aevents(
+        self,
+        prompt: Any,
+        *,
+        tools: Sequence[Any] | None = None,
+        run_tools: bool = True,
+        max_turns: int = 10,
+        parallel_tool_execution: bool = True,
+        tool_timeout: float | None = None,
+        **options: Any,
+    ) -> AsyncIterator[StreamEvent]:
+        """:class:`~llm_magics._core.events.StreamEvent` objects as they happen: text
+        deltas, each tool call and its result (the functions in ``tools=`` run, unless
+        ``run_tools=False``), usage per model turn, then ``done`` or ``error``. See
+        :mod:`llm_magics._client.tool_loop`."""
+        prompt, options = fill_template(prompt, options)
+        return run_events(
+            self,
+            to_messages(prompt),
+            tools=ToolRegistry(tools) if tools else None,
+            execute=run_tools,
+            max_turns=max_turns,
+            parallel=parallel_tool_execution,
+            tool_timeout=tool_timeout,
+            **options,
+        )
+
+    def events(self, prompt: Any, **options: Any) -> Iterator[StreamEvent]:
+        """Blocking :meth:`aevents` (Ctrl-C or leaving the loop stops the call)."""
+        return loop.iterate(self.aevents(prompt, **options))
 
     # --- embeddings and audio ------------------------------------------------------------
 

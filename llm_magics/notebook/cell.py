@@ -37,6 +37,7 @@ class CellRun:
         self.cell = cell
         self.ns: dict[str, Any] = magics._shell.user_ns
         self.started = 0.0
+        self.template_system = ""  # the --template's system prompt, once rendered
 
     def run(self) -> None:
         from .._client import registry
@@ -53,6 +54,12 @@ class CellRun:
             if conversation.system:  # the session's own system wins over the default one
                 options.pop("system", None)
         client = registry.current_registry().client(args.model or m.default_model or None)
+        if args.tools:  # the agent loop; a session keeps the calls and results
+            from .cell_tools import ask_with_tools
+
+            response, view = ask_with_tools(self, client, prompt, options, conversation)
+            self.store(response, self.show(response, view, fmt))
+            return
         request: Any = prompt
         if conversation is not None:  # the history that fits this cell's model
             request = _loop.run(
@@ -67,25 +74,50 @@ class CellRun:
         self.store(response, value)
 
     def prompt(self) -> Any:
-        """The cell's text, rendered (unless --raw), with --image/--audio attached."""
+        """The cell's text, rendered (unless --raw), with --image/--audio attached; with
+        --template, the template filled from the cell (see :mod:`.cell_template`)."""
         text = self.cell.strip("\n")
+        args = self.args
+        if args.template:
+            return self.templated(text)
         if not text.strip():
             raise UsageError("the %%llm cell is empty: write the prompt below the %%llm line")
+        parts = self.body(text)
+        if len(parts) == 1 and isinstance(parts[0], str):
+            return parts[0]
+        return [TextPart(p) if isinstance(p, str) else p for p in parts]
+
+    def body(self, text: str) -> list[str | MediaPart]:
+        """The cell's text rendered (unless --raw), with --image/--audio attached."""
         args = self.args
         parts: list[str | MediaPart] = (
             [text] if args.raw else render(text, self.ns, {"Err": self.magics.errors})
         )
         parts += [self.media(e, "image") for e in args.image]
         parts += [self.media(e, "audio") for e in args.audio]
-        if len(parts) == 1 and isinstance(parts[0], str):
-            return parts[0]
-        return [TextPart(p) if isinstance(p, str) else p for p in parts]
+        return parts
+
+    def templated(self, text: str) -> Any:
+        """The user message of ``--template NAME``, the cell body filling its main variable;
+        its system prompt is kept for :meth:`options`."""
+        from .cell_template import find_template, parse_vars, templated_prompt
+
+        template = find_template(self.args.template, self.ns)
+        given = parse_vars(self.args.var, template)
+        has_body = bool(text.strip() or self.args.image or self.args.audio)
+        body = self.body(text) if has_body else None
+        filled = templated_prompt(template, given, body, self.ns, {"Err": self.magics.errors})
+        self.template_system = filled.system
+        return filled.content
 
     def options(self, fmt: str) -> dict[str, Any]:
         """The request options from the cell's line and the magics' settings."""
         m, args = self.magics, self.args
         options: dict[str, Any] = {}
         system = args.system or m.default_system or None
+        if self.template_system:  # after -s; instead of the default system prompt
+            tsys = self.template_system
+            system = f"{args.system}\n\n{tsys}" if args.system else tsys
         temperature = args.temperature if args.temperature is not None else m.temperature
         max_tokens = args.max_tokens if args.max_tokens is not None else m.max_tokens
         if temperature is not None:

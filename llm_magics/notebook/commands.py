@@ -1,5 +1,5 @@
 """The ``%llm`` line commands (list, models, use, alias, register, keys, usage, cache, history,
-reset, export, help): each calls the Python API, then prints a small report.
+reset, export, templates, budget, help): each calls the Python API, then prints a small report.
 
 Every command declares its arguments with IPython's ``magic_arguments``, as ``%%llm`` does, so
 one parser per command both reads the words and writes the help (``%llm help``, ``%llm help
@@ -20,8 +20,10 @@ from IPython.core.error import UsageError
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from .._core.fmt import records_table as table
+from .budget_commands import cmd_budget
 from .host import MagicsHost
 from .session_commands import (
+    cmd_chat,
     cmd_export,
     cmd_fork,
     cmd_history,
@@ -29,8 +31,10 @@ from .session_commands import (
     cmd_reset,
     cmd_save,
     cmd_sessions,
+    cmd_summarize,
     session_usage,
 )
+from .template_commands import cmd_templates
 
 __all__ = ["COMMANDS", "commands_help", "run_command"]
 
@@ -249,6 +253,10 @@ _COMMANDS: dict[str, Any] = {
     "save": cmd_save,
     "load": cmd_load,
     "export": cmd_export,
+    "summarize": cmd_summarize,
+    "chat": cmd_chat,
+    "templates": cmd_templates,
+    "budget": cmd_budget,
     "help": cmd_help,
 }
 

@@ -72,6 +72,17 @@ reaches the model unchanged. An unknown name is an error, except inside
 code, LaTeX such as \\frac{a}{b}). --raw turns all of this off.
 (The %%llm line itself is expanded by IPython first, as for every magic: $name.)
 
+Prompt templates (`%llm templates` lists them, `%llm templates NAME` shows one)::
+
+    %%llm --template translate --var language=French
+    The weather is lovely today.
+
+The body (interpolated as above) fills the template's main variable; other variables come
+from --var K=V, else from notebook variables of the same name, else from the template's
+defaults. NAME is an lm.Template variable of the notebook or a name of lm.templates: the
+built-ins and your TOML files in LLM_MAGICS_TEMPLATES_DIR. `--template explain_error` with
+{Err[-1]} as the body explains the latest error.
+
 Line magic (`%llm help COMMAND` or `%llm COMMAND -h`: one command in full)::
 
 {commands}
@@ -221,6 +232,26 @@ class LLMMagics(Magics):
     @argument(
         "--raw", action="store_true", help="send the cell exactly as written (no {placeholders})"
     )
+    @argument(
+        "--template",
+        metavar="NAME",
+        help="fill a prompt template (lm.templates, or an lm.Template variable): the cell "
+        "body fills its main variable (%%llm templates lists them)",
+    )
+    @argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="a value for a template variable; repeatable (others come from notebook "
+        "variables of the same name, then the template's defaults)",
+    )
+    @argument(
+        "--tools",
+        metavar="NAME,...",
+        help="let the model call these notebook functions (the agent loop); each call "
+        "shows as it happens, then the answer",
+    )
     @line_cell_magic
     def llm(self, line: str, cell: str | None = None) -> None:
         __tracebackhide__ = True
@@ -252,6 +283,11 @@ class LLMMagics(Magics):
             raise UsageError(f"-t (temperature) must be between 0 and 2; got {args.temperature}")
         if args.max_tokens is not None and args.max_tokens < 1:
             raise UsageError(f"--max-tokens must be a positive number; got {args.max_tokens}")
+        if args.var and not args.template:
+            raise UsageError(
+                "--var gives a value to a template variable: use it with --template NAME "
+                "(%llm templates lists them); in a plain cell write {name} in the prompt"
+            )
         return args
 
     def _cell(self, line: str, cell: str) -> None:

@@ -18,6 +18,7 @@ from .._core.fmt import records_table as table
 from .host import MagicsHost
 
 __all__ = [
+    "cmd_chat",
     "cmd_export",
     "cmd_fork",
     "cmd_history",
@@ -25,6 +26,7 @@ __all__ = [
     "cmd_reset",
     "cmd_save",
     "cmd_sessions",
+    "cmd_summarize",
     "session_usage",
 ]
 
@@ -106,6 +108,44 @@ def cmd_sessions(magics: MagicsHost, args: argparse.Namespace) -> None:
     print(table(rows) if rows else "No sessions yet: start one with %%llm --session NAME")
 
 
+@magic_arguments("llm summarize")
+@argument("name", metavar="NAME", help="the session to summarise")
+@argument("--model", metavar="MODEL", help="the model that writes it (default: the session's)")
+def cmd_summarize(magics: MagicsHost, args: argparse.Namespace) -> None:
+    """a model-written summary of a session (kept as its memory summary)"""
+    from IPython.display import display
+
+    conv = _conversation(magics, args.name)
+    if not conv.turns:
+        raise UsageError(f"session {args.name!r} has no turns to summarise yet")
+    text = conv.summarize(args.model)
+    covers = conv.summary.covers
+    note = (
+        f"Requests of {args.name!r} now carry this summary in place of its first {covers} "
+        "turn(s); every turn stays in %llm history."
+        if conv.truncation == "summarize"
+        else f"Covers {covers} turn(s). Requests still send the turns themselves "
+        "(truncation='summarize' would send this instead)."
+    )
+    md = f"**Summary of `{args.name}`**\n\n{text}\n\n*{note}*"
+    display({"text/markdown": md, "text/plain": f"{text}\n\n{note}"}, raw=True)
+
+
+@magic_arguments("llm chat")
+@argument(
+    "name", nargs="?", default="default", metavar="NAME", help="the session (default: default)"
+)
+@argument("--model", metavar="MODEL", help="the model to start with (a picker lets you change it)")
+def cmd_chat(magics: MagicsHost, args: argparse.Namespace) -> None:
+    """a chat widget bound to a session: type, press Enter, watch the answer stream in"""
+    from IPython.display import display
+
+    from .chat_widget import ChatWidget
+
+    conv = magics.sessions.get(args.name)
+    display(ChatWidget(conv, model=args.model or magics.default_model or None))
+
+
 @magic_arguments("llm fork")
 @argument("name", metavar="NAME", help="the session to copy")
 @argument("new", metavar="NEW", help="the name of the copy")
@@ -120,22 +160,46 @@ def cmd_fork(magics: MagicsHost, args: argparse.Namespace) -> None:
 
 @magic_arguments("llm save")
 @argument("name", metavar="NAME", help="the session to save")
-@argument("path", metavar="PATH", help="the JSON file to write")
+@argument(
+    "path",
+    nargs="?",
+    metavar="PATH",
+    help="the JSON file to write (default: the saved-session store that llm-magics uses)",
+)
 def cmd_save(magics: MagicsHost, args: argparse.Namespace) -> None:
-    """a session to a JSON file (never any key); %llm load reads it back"""
+    """a session to a JSON file or the session store (never any key); %llm load reads it"""
     conv = _conversation(magics, args.name)
-    conv.save(args.path)
-    print(f"Saved {len(conv)} turn(s) of {args.name!r} to {args.path}")
+    if args.path:
+        conv.save(args.path)
+        where = args.path
+    else:
+        from .._chat.store import session_store
+
+        where = str(session_store().save(conv))
+        where += f" (continue it in a terminal: llm-magics chat --session {conv.name})"
+    print(f"Saved {len(conv)} turn(s) of {args.name!r} to {where}")
 
 
 @magic_arguments("llm load")
-@argument("path", metavar="PATH", help="a file written by %%llm save or Conversation.save")
+@argument(
+    "source",
+    metavar="PATH|NAME",
+    help="a file written by %%llm save or Conversation.save, or a name in the session store",
+)
 @argument("name", nargs="?", metavar="NAME", help="the session name (default: the saved one)")
 def cmd_load(magics: MagicsHost, args: argparse.Namespace) -> None:
     """a saved session back into this kernel, as NAME or its saved name"""
-    from .._chat.memory import Conversation
+    from pathlib import Path
 
-    conv = Conversation.load(args.path)
+    from .._chat.memory import Conversation
+    from .._chat.store import session_store
+
+    store = session_store()
+    source = args.source
+    if not Path(source).expanduser().exists() and source in store:
+        conv = store.load(source)
+    else:
+        conv = Conversation.load(source)
     if args.name:
         conv.name = args.name
     replaced = conv.name in magics.sessions
@@ -151,12 +215,17 @@ def session_usage(magics: MagicsHost, name: str) -> None:
     conv = _conversation(magics, name)
     by_model: dict[str, list[Any]] = {}
     for turn in conv.turns:
-        by_model.setdefault(turn.model or "-", []).append(turn)
+        if turn.model:  # turns written by hand made no call
+            by_model.setdefault(turn.model, []).append(turn)
     groups = [(m, ConversationUsage.of(turns)) for m, turns in by_model.items()]
+    summaries: dict[str, list[Any]] = {}
+    for call in conv.summary.calls:
+        summaries.setdefault(f"{call.model} (summaries)", []).append(call)
+    groups += [(m, ConversationUsage.of((), calls)) for m, calls in summaries.items()]
     rows = [
         {
             "model": label,
-            "turns": used.calls,
+            "calls": used.calls,
             "input tok": used.input_tokens,
             "output tok": used.output_tokens,
             "cost": _cost(used),

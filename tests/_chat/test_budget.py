@@ -4,6 +4,9 @@ over its budget; a budget too small, or an unknown strategy, is a clear error.""
 
 from __future__ import annotations
 
+import json
+import math
+
 import httpx2
 import pytest
 
@@ -86,11 +89,29 @@ def test_the_budget_defaults_to_the_models_context_window_less_the_answer() -> N
     assert [m.text for m in unknown.messages("x")] == ["x"] and unknown.last_fit is None
 
 
+def provider_count(body: dict[str, object], factor: float) -> int:
+    """A provider whose tokenizer counts ``factor`` times the package's estimate."""
+    sent = [Message(m["role"], m["content"]) for m in body["messages"]]  # type: ignore[attr-defined, index]
+    return math.ceil(factor * sum(message_tokens(m, "gpt-4o-mini") for m in sent))
+
+
+def counting_server(factor: float) -> SpecTransport:
+    """An OpenAI server that reports the prompt tokens it counted."""
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        reply = completion("an answer " + "z" * 80)
+        reply["usage"]["prompt_tokens"] = provider_count(json.loads(request.content), factor)
+        return httpx2.Response(200, json=reply)
+
+    return SpecTransport("openai", handle)
+
+
 @pytest.mark.parametrize("truncation", ["drop_oldest", "sliding", "drop_middle"])
-def test_200_turns_never_send_a_request_over_the_budget(truncation: str) -> None:
-    transport = SpecTransport(
-        "openai", lambda r: httpx2.Response(200, json=completion("an answer " + "z" * 80))
-    )
+@pytest.mark.parametrize("factor", [1.0, 1.4])
+def test_200_turns_never_send_a_request_over_the_budget(truncation: str, factor: float) -> None:
+    # factor 1.4: the provider counts 40 % more than the estimate; the conversation learns
+    # it from the first answer's usage and keeps every later request inside the budget.
+    transport = counting_server(factor)
     client = lm.client(
         "openai:gpt-4o-mini", api_key="sk-test-0123456789abcdef", transport=transport, cache=False
     )
@@ -99,9 +120,11 @@ def test_200_turns_never_send_a_request_over_the_budget(truncation: str) -> None
         conv.chat(f"question {i}: " + "q" * 60, client=client)
     transport.assert_clean()
     assert len(conv) == 200, "every turn stays in the record"
+    assert conv.last_fit is not None
+    assert conv.last_fit.counted == ("estimate" if factor == 1.0 else "calibrated")
     for i, body in enumerate(transport.bodies):
+        assert provider_count(body, factor) <= 600, f"request {i}, by the provider's count"
         sent = [Message(m["role"], m["content"]) for m in body["messages"]]
-        assert sum(message_tokens(m, "gpt-4o-mini") for m in sent) <= 600, f"request {i}"
         assert sent[0].role == "system" and sent[-1].text.startswith(f"question {i}:")
         roles = [m.role for m in sent[1:-1]]
         assert roles == ["user", "assistant"] * (len(roles) // 2), "no turn is split"

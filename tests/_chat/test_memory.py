@@ -212,3 +212,26 @@ def test_chat_with_no_prompt_answers_the_question_waiting_from_add_user(fake: An
     assert [m["role"] for m in fake.bodies[0]["messages"]] == ["user"]
     with pytest.raises(lm.ConfigError, match="nothing to ask"):
         conv.chat(model="openai:gpt-4o-mini")
+
+
+def test_a_template_gives_the_system_and_shapes_each_turn_as_it_is_recorded(fake: Any) -> None:
+    template = lm.Template(
+        "reviewer",
+        system="You review {language} code.",
+        user="Review this:\n```\n{code}\n```\nFocus: {focus}",
+        defaults={"language": "Python", "focus": "bugs"},
+    )
+    conv = Conversation("c", template=template)
+    assert conv.system == "You review Python code."
+    sent = conv.messages("x = 1")
+    assert sent[0] == Message("system", "You review Python code.")
+    assert sent[-1].text == "Review this:\n```\nx = 1\n```\nFocus: bugs"
+    conv.chat("y = {2}", model="openai:gpt-4o-mini", focus="style")
+    body = fake.bodies[-1]["messages"]
+    assert body[-1]["content"] == "Review this:\n```\ny = {2}\n```\nFocus: style"
+    assert conv.turns[0].user is not None
+    assert conv.turns[0].user.text == body[-1]["content"], "the turn recorded is what was sent"
+    again = Conversation("d", template="translate", system="Translate into Dutch.")
+    assert again.system == "Translate into Dutch.", "a given system wins over the template's"
+    with pytest.raises(lm.ConfigError, match=r"takes an lm\.Template"):
+        Conversation("e", template=42)

@@ -63,3 +63,14 @@ def test_a_stream_with_no_prompt_answers_the_waiting_question() -> None:
     conv.add_user("hello there")
     assert "".join(conv.stream(client=client_of(fake))) == "echo: hello there"
     assert len(conv) == 1 and conv.turns[0].answer == "echo: hello there"
+
+
+@pytest.mark.model
+def test_a_stopped_answer_records_its_latency_and_a_free_model_costs_nothing() -> None:
+    local = lm.client("local", cache=False)
+    conv = Conversation("s")
+    with conv.stream("Count to twenty.", client=local, max_tokens=40) as stream:
+        next(iter(stream))
+    turn = conv.turns[0]
+    assert turn.finish_reason == "interrupted" and turn.latency is not None
+    assert turn.cost == 0.0 and conv.usage.unpriced == 0

@@ -39,7 +39,10 @@ class Backend:
                 return httpx2.Response(503, json={"error": {"message": "overloaded"}})
             self.summaries += 1
             return httpx2.Response(200, json=completion(f"summary number {self.summaries}"))
-        return httpx2.Response(200, json=completion("an answer " + "z" * 40))
+        reply = completion("an answer " + "z" * 40)
+        sent = [Message(m["role"], m["content"]) for m in body["messages"]]
+        reply["usage"]["prompt_tokens"] = sum(message_tokens(m, "gpt-4o-mini") for m in sent)
+        return httpx2.Response(200, json=reply)
 
     @property
     def chats(self) -> list[dict[str, Any]]:

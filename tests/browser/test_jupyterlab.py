@@ -157,6 +157,10 @@ def _frame_notebook(path: Path) -> None:
     )
 
 
+def _chat_notebook(path: Path) -> None:
+    _write_notebook(path, ["%load_ext llm_magics", "%llm chat demo --model local"])
+
+
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
     missing = _requirements()
@@ -167,6 +171,7 @@ def lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
     _notebook(root / "stream.ipynb")
     _frame_notebook(root / "frame.ipynb")
     _safety_notebook(root / "safety.ipynb")
+    _chat_notebook(root / "chat.ipynb")
     sink = _Sink()
     env = dict(os.environ)
     env["LLM_MAGICS_TEST_SINK"] = sink.url
@@ -412,3 +417,35 @@ def test_tables_read_as_money_and_a_remote_image_in_an_answer_is_never_fetched(
         assert any(row[6] != "$0" for row in table["rows"]), "the cached call saved money"
         time.sleep(1.0)  # give a fetch the browser might have started time to land
         assert lab["sink"].paths == [], "the browser fetched the remote image"
+
+
+def test_the_chat_widget_answers_a_question_typed_and_sent_with_enter(
+    lab: dict[str, Any],
+) -> None:
+    with _browser_page("jupyterlab_chat.png") as page:
+        _open_and_run_all(page, lab["base"], "chat.ipynb")
+        box = page.locator(".llm-magics-chat-input input")
+        box.wait_for(timeout=60_000)
+        box.fill("What is the capital of France?")
+        box.press("Enter")
+        page.wait_for_function(
+            """() => {
+                const usage = document.querySelectorAll('.llm-magics-chat-usage');
+                return usage.length && usage[usage.length - 1].innerText.includes('local');
+            }""",
+            timeout=120_000,
+        )
+        chat = page.evaluate(
+            """() => {
+                const box = document.querySelector('.llm-magics-chat');
+                const all = (c) => [...box.querySelectorAll(c)].map(e => e.innerText.trim());
+                return {user: all('.llm-magics-chat-user'), answer: all('.llm-magics-chat-answer'),
+                        usage: all('.llm-magics-chat-usage'),
+                        input: box.querySelector('.llm-magics-chat-input input').value,
+                        failed: document.body.innerText.includes('Error displaying widget')};
+            }"""
+        )
+        assert not chat["failed"], chat
+        assert chat["user"] == ["What is the capital of France?"], chat
+        assert len(chat["answer"]) == 1 and len(chat["answer"][0]) > 3, chat
+        assert "tokens" in chat["usage"][0] and chat["input"] == "", chat

@@ -282,6 +282,30 @@ def test_save_and_load_bring_a_session_back_under_its_name_or_a_new_one(
         line(ip, f"load {path}")
 
 
+def test_summarize_shows_a_model_written_summary_and_keeps_every_turn(
+    ip: Any, fake: FakeOpenAI
+) -> None:
+    cell(ip, "--session trip", "I fly to Lisbon in May.")
+    cell(ip, "--session trip", "My budget is 800 euros.")
+    fake.reply = "Lisbon in May, 800 euros."
+    shown = line(ip, "summarize trip")
+    assert "Lisbon in May, 800 euros." in shown.outputs[0].data["text/markdown"]
+    assert "Covers 2 turn(s)" in shown.outputs[0].data["text/markdown"]
+    asked = fake.bodies[-1]["messages"]
+    assert asked[0]["role"] == "system" and "I fly to Lisbon" in asked[1]["content"]
+    assert lm.session("trip").summary.text == "Lisbon in May, 800 euros."
+    assert len(lm.session("trip")) == 2
+    assert "Summary of turns 1-2" in lm.session("trip").export(format="text")
+    usage = line(ip, "usage trip").stdout
+    assert "openai:gpt-4o-mini (summaries)" in usage
+    assert usage.splitlines()[-1].split()[2] == "3", "2 turns and 1 summary call"
+    with pytest.raises(UsageError, match="no session named 'nope'"):
+        line(ip, "summarize nope")
+    lm.session("empty")
+    with pytest.raises(UsageError, match="no turns to summarise"):
+        line(ip, "summarize empty")
+
+
 # --- help and mistakes ---------------------------------------------------------------------
 
 
@@ -335,3 +359,17 @@ def test_an_unknown_command_lists_the_commands_and_points_to_the_cell_magic(ip: 
 def test_wrong_arguments_are_usage_errors_with_the_expected_form(ip: Any, args: str) -> None:
     with pytest.raises(UsageError, match="expected"):
         line(ip, args)
+
+
+def test_save_without_a_path_goes_to_the_store_the_terminal_uses_and_load_finds_it(
+    ip: Any, fake: FakeOpenAI
+) -> None:
+    cell(ip, "--session shared", "Remember 7.")
+    out = line(ip, "save shared").stdout
+    assert "llm-magics chat --session shared" in out
+    assert "shared" in lm.session_store().names()
+    line(ip, "reset shared")
+    assert "loaded as 'shared'" in line(ip, "load shared").stdout
+    assert len(lm.session("shared")) == 1
+    with pytest.raises(UsageError, match="no such file"):
+        line(ip, "load nothing-saved-by-this-name")
