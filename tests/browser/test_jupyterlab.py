@@ -406,15 +406,17 @@ def test_tables_read_as_money_and_a_remote_image_in_an_answer_is_never_fetched(
             "calls",
             "cache hits",
             "input tok",
+            "cached tok",
             "output tok",
             "cost",
-            "saved",
+            "saved: response cache",
+            "saved: prompt cache",
         ]
         assert not table["math"], "a $ in the table was rendered as a formula"
         for row in table["rows"]:
             assert len(row) == len(table["head"]), row
-            assert row[5].startswith("$") and row[6].startswith("$"), row
-        assert any(row[6] != "$0" for row in table["rows"]), "the cached call saved money"
+            assert all(row[i].startswith("$") for i in (6, 7, 8)), row
+        assert any(row[7] != "$0" for row in table["rows"]), "the cached call saved money"
         time.sleep(1.0)  # give a fetch the browser might have started time to land
         assert lab["sink"].paths == [], "the browser fetched the remote image"
 
