@@ -150,6 +150,20 @@ class Provider:
     def default_embed_model(self) -> str:
         raise self.unsupported("embeddings")
 
+    def headers(self, key: APIKey | None) -> dict[str, str]:
+        """The HTTP headers of a request made with ``key`` (each protocol says how)."""
+        return {}
+
+    def http_options(self, key: APIKey | None, timeouts: Timeouts) -> dict[str, Any]:
+        """The keyword arguments of ``request_json`` for a call outside chat (Batch API
+        jobs): the error context, headers, timeouts and transport."""
+        return {
+            "ctx": self.error_context(None, key),
+            "headers": self.headers(key),
+            "timeout": timeouts,
+            "transport": self.transport,
+        }
+
     # --- Batch APIs (where ``supports_batch``) --------------------------------------------
 
     async def batch_submit(

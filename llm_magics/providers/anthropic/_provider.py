@@ -121,14 +121,6 @@ class AnthropicProvider(Provider):
 
     # --- Message Batches --------------------------------------------------------------------
 
-    def _http(self, key: APIKey | None, timeouts: Timeouts) -> dict[str, Any]:
-        return {
-            "ctx": self.error_context(None, key),
-            "headers": self.headers(key),
-            "timeout": timeouts,
-            "transport": self.transport,
-        }
-
     async def batch_submit(
         self, items: Sequence[tuple[str, ChatRequest]], key: APIKey | None, timeouts: Timeouts
     ) -> BatchJob:
@@ -137,13 +129,13 @@ class AnthropicProvider(Provider):
             "POST",
             f"{self.base_url}/v1/messages/batches",
             json_body={"requests": requests},
-            **self._http(key, timeouts),
+            **self.http_options(key, timeouts),
         )
         return _batch.job_of(data, self.base_url)
 
     async def batch_status(self, job_id: str, key: APIKey | None, timeouts: Timeouts) -> BatchJob:
         data, _ = await request_json(
-            "GET", f"{self.base_url}/v1/messages/batches/{job_id}", **self._http(key, timeouts)
+            "GET", f"{self.base_url}/v1/messages/batches/{job_id}", **self.http_options(key, timeouts)
         )
         return _batch.job_of(data, self.base_url)
 
@@ -151,7 +143,7 @@ class AnthropicProvider(Provider):
         data, _ = await request_json(
             "POST",
             f"{self.base_url}/v1/messages/batches/{job_id}/cancel",
-            **self._http(key, timeouts),
+            **self.http_options(key, timeouts),
         )
         return _batch.job_of(data, self.base_url)
 
@@ -163,5 +155,5 @@ class AnthropicProvider(Provider):
         timeouts: Timeouts,
     ) -> list[BatchItem]:
         return await _batch.read_results(
-            job, self.parse_response, requests, **self._http(key, timeouts)
+            job, self.parse_response, requests, **self.http_options(key, timeouts)
         )

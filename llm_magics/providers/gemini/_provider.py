@@ -256,14 +256,6 @@ class GeminiProvider(Provider):
 
     # --- batch mode (inline requests) ----------------------------------------------------
 
-    def _http(self, key: APIKey | None, timeouts: Timeouts) -> dict[str, Any]:
-        return {
-            "ctx": self.error_context(None, key),
-            "headers": self.headers(key),
-            "timeout": timeouts,
-            "transport": self.transport,
-        }
-
     async def batch_submit(
         self, items: Sequence[tuple[str, ChatRequest]], key: APIKey | None, timeouts: Timeouts
     ) -> BatchJob:
@@ -272,19 +264,19 @@ class GeminiProvider(Provider):
             "POST",
             self.url(model, "batchGenerateContent"),
             json_body=_batch.submission(items, self.body),
-            **self._http(key, timeouts),
+            **self.http_options(key, timeouts),
         )
         return _batch.job_of(data)
 
     async def batch_status(self, job_id: str, key: APIKey | None, timeouts: Timeouts) -> BatchJob:
         data, _ = await request_json(
-            "GET", f"{self.base_url}/v1beta/{job_id}", **self._http(key, timeouts)
+            "GET", f"{self.base_url}/v1beta/{job_id}", **self.http_options(key, timeouts)
         )
         return _batch.job_of(data)
 
     async def batch_cancel(self, job_id: str, key: APIKey | None, timeouts: Timeouts) -> BatchJob:
         await request_json(
-            "POST", f"{self.base_url}/v1beta/{job_id}:cancel", **self._http(key, timeouts)
+            "POST", f"{self.base_url}/v1beta/{job_id}:cancel", **self.http_options(key, timeouts)
         )
         return await self.batch_status(job_id, key, timeouts)
 

@@ -266,14 +266,6 @@ class OpenAICompatProvider(Provider):
 
     # --- Batch API (OpenAI's /files + /batches; Groq's copy of it) ------------------------
 
-    def _http(self, key: APIKey | None, timeouts: Timeouts) -> dict[str, Any]:
-        return {
-            "ctx": self.error_context(None, key),
-            "headers": self.headers(key),
-            "timeout": timeouts,
-            "transport": self.transport,
-        }
-
     async def batch_submit(
         self, items: Sequence[tuple[str, ChatRequest]], key: APIKey | None, timeouts: Timeouts
     ) -> BatchJob:
@@ -282,15 +274,15 @@ class OpenAICompatProvider(Provider):
             return await super().batch_submit(items, key, timeouts)
         content = _batch.input_file(items, self.body)
         return await _batch.submit(
-            self.base_url, content, policy.window, **self._http(key, timeouts)
+            self.base_url, content, policy.window, **self.http_options(key, timeouts)
         )
 
     async def batch_status(self, job_id: str, key: APIKey | None, timeouts: Timeouts) -> BatchJob:
-        return await _batch.retrieve(self.base_url, job_id, **self._http(key, timeouts))
+        return await _batch.retrieve(self.base_url, job_id, **self.http_options(key, timeouts))
 
     async def batch_cancel(self, job_id: str, key: APIKey | None, timeouts: Timeouts) -> BatchJob:
         return await _batch.retrieve(
-            self.base_url, job_id, cancel=True, **self._http(key, timeouts)
+            self.base_url, job_id, cancel=True, **self.http_options(key, timeouts)
         )
 
     async def batch_results(
@@ -304,5 +296,5 @@ class OpenAICompatProvider(Provider):
             return self.parse_response(body, request.model)
 
         return await _batch.read_results(
-            self.base_url, job, parse, requests, **self._http(key, timeouts)
+            self.base_url, job, parse, requests, **self.http_options(key, timeouts)
         )
