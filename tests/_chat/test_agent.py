@@ -246,3 +246,22 @@ def test_an_agents_conversation_exports_and_reloads_its_tool_steps(tmp_path: Any
     back = lm.Conversation.load(path)
     assert back.to_dict() == agent.conversation.to_dict()
     assert [m.role for m in back.turns[0].messages()] == ["user", "assistant", "tool", "assistant"]
+
+
+@pytest.mark.parametrize("how", ["run", "stream"])
+def test_ctrl_c_stops_a_run_at_once_even_inside_a_slow_tool(how: str) -> None:
+    import _thread
+    import threading
+
+    model = Model([call(0, "slow", seconds=5.0)])
+    agent = agent_for(model, [slow])
+    threading.Timer(0.5, _thread.interrupt_main).start()
+    started = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        if how == "run":
+            agent.run("Sleep long")
+        else:
+            for _event in agent.stream("Sleep long"):
+                pass
+    assert time.perf_counter() - started < 2.0, "the 5 s tool was not waited for"
+    assert len(agent.conversation) == 0, "an interrupted run records no turn"
