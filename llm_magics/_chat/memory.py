@@ -265,7 +265,7 @@ class Conversation(Recall, Persisted):
             self._asked = (prompt, shaped)
             prompt = [shaped]
         if self.truncation == "summarize":
-            await self.fold_to_fit(client, prompt, system, answer, max_history)
+            return await self.fold_to_fit(client, prompt, system, answer, max_history)
         return self.messages(
             prompt,
             max_history=max_history,

@@ -178,28 +178,34 @@ class Recall:
         system: str | None,
         answer_tokens: int | None,
         max_history: int | None = None,
-    ) -> None:
+    ) -> list[Message]:
         """Summarise the oldest half of the turns not yet summarised, again while the rest
-        does not fit (or is more than ``max_history`` turns). A failed summary call is said
-        once (a warning) and the request then leaves out turns as ``drop_oldest`` does."""
+        does not fit (or is more than ``max_history`` turns); returns the request's messages
+        (:meth:`messages`). A failed summary call is said once (a warning) and the request
+        then leaves out turns as ``drop_oldest`` does."""
         limit = self.max_history if max_history is None else max_history
+
+        def request() -> list[Message]:
+            return self.messages(
+                prompt,
+                max_history=max_history,
+                model=client.model_id,
+                answer_tokens=answer_tokens,
+                system=system,
+            )
+
         for _ in range(MAX_FOLDS):
             todo = self._foldable()
             if not todo:
-                return
+                break
             over_count = limit is not None and len(self.turns) - self.summary.covers > limit
             if not over_count:
-                self.messages(
-                    prompt,
-                    max_history=max_history,
-                    model=client.model_id,
-                    answer_tokens=answer_tokens,
-                    system=system,
-                )
+                sent = request()
                 if self.last_fit is None or not self.last_fit.dropped:
-                    return
+                    return sent
             if not await self._fold(client, todo[: (len(todo) + 1) // 2]):
-                return
+                break
+        return request()
 
     def _foldable(self) -> list[Turn]:
         """The turns a summary may take next: after those it covers, up to a waiting
