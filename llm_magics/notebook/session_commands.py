@@ -210,18 +210,9 @@ def cmd_load(magics: MagicsHost, args: argparse.Namespace) -> None:
 
 def session_usage(magics: MagicsHost, name: str) -> None:
     """``%llm usage NAME``: what one conversation's turns took, by model."""
-    from .._chat.memory import ConversationUsage
+    from .._chat.metrics import session_metrics
 
-    conv = _conversation(magics, name)
-    by_model: dict[str, list[Any]] = {}
-    for turn in conv.turns:
-        if turn.model:  # turns written by hand made no call
-            by_model.setdefault(turn.model, []).append(turn)
-    groups = [(m, ConversationUsage.of(turns)) for m, turns in by_model.items()]
-    summaries: dict[str, list[Any]] = {}
-    for call in conv.summary.calls:
-        summaries.setdefault(f"{call.model} (summaries)", []).append(call)
-    groups += [(m, ConversationUsage.of((), calls)) for m, calls in summaries.items()]
+    metrics = session_metrics(_conversation(magics, name))
     rows = [
         {
             "model": label,
@@ -230,7 +221,10 @@ def session_usage(magics: MagicsHost, name: str) -> None:
             "output tok": used.output_tokens,
             "cost": _cost(used),
         }
-        for label, used in [*groups, (f"session {name}", conv.usage)]
+        for label, used in [
+            *((row.label, row) for row in metrics.by_model),
+            (f"session {name}", metrics.total),
+        ]
     ]
     print(table(rows))
 
