@@ -173,7 +173,8 @@ def client(model: str | None = None, **options: Any) -> Client:
     """A client for ``"provider:model"``, an alias, or None for this kernel's default model.
 
     Options: ``api_key=``, ``base_url=``, ``timeout=`` (seconds for a whole request),
-    ``cache=False``, and defaults for every call such as ``temperature=`` or ``system=``.
+    ``cache=False`` (or ``cache="redis://host:6379/0"``, a cache shared by a team or a Ray
+    job), and defaults for every call such as ``temperature=`` or ``system=``.
     """
     from ._client.registry import current_registry
 

@@ -19,6 +19,8 @@ want_apt=()
 command -v espeak-ng >/dev/null 2>&1 || want_apt+=(espeak-ng)
 # The terminal app's tests drive `llm-magics chat` in a real terminal.
 command -v tmux >/dev/null 2>&1 || want_apt+=(tmux)
+# The shared-cache tests start a real redis-server on loopback.
+command -v redis-server >/dev/null 2>&1 || want_apt+=(redis-server)
 if [ "${LLM_MAGICS_BROWSER_TESTS:-1}" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || want_apt+=(chromium)
 fi
@@ -38,5 +40,5 @@ if ! ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
 fi
 
 "$PYTHON" -m pip install -q --find-links "$WHEELS" "llama-cpp-python==$LLAMA_VERSION"
-"$PYTHON" -m pip install -q --find-links "$WHEELS" -e ".[local,media,pandas,test]"
+"$PYTHON" -m pip install -q --find-links "$WHEELS" -e ".[local,media,pandas,ray,test]"
 echo "llm_magics installed: $("$PYTHON" -c 'import llm_magics; print(llm_magics.__file__)')"

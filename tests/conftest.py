@@ -13,6 +13,8 @@ import pytest
 # One real llama.cpp server for the embedded model, shared by every test that asks for it.
 from tests.support.llama import forward, llama_server  # noqa: F401
 
+from tests.support.redis_server import RedisServer, redis_server
+
 # The HTTP stack under test: `LLM_MAGICS_HTTP=httpx2 python3 -m pytest` runs the suite over
 # httpx2's own pool instead of the default aiohttp transport.
 _KEPT = frozenset({"LLM_MAGICS_HTTP"})
@@ -41,3 +43,17 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
     SESSION.reset()
     yield
     SESSION.reset()
+
+
+@pytest.fixture(scope="session")
+def redis_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real redis-server for the whole run (started on first use)."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_process: RedisServer) -> str:
+    """The URL of an empty Redis database."""
+    redis_process.flushall()
+    return redis_process.url

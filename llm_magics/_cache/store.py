@@ -54,14 +54,10 @@ from .._core.types import (
     ChatRequest,
     Response,
 )
-from ..providers.catalog import undated
 from .codec import (
-    FORMAT_VERSION,
     NotAResponse,
-    _canonical,
     decode_response,
     encode_response,
-    request_digest,
 )
 from .config import (
     ENV_DIR,
@@ -72,7 +68,9 @@ from .config import (
     warn_read_only,
 )
 from .disk import JSONDisk, refuse, refused_count
+from .keys import response_key, tag_matches
 from .readonly import NoWriter, ReadOnlyStore
+from .redis_store import ENV_URL, RedisCache, is_redis_url
 from .sql import FALLBACK, read_many, read_one
 from .stats import CacheStats
 from .writer import BatchWriter, cache_clock
@@ -86,6 +84,8 @@ __all__ = [
     "ResponseCache",
     "default_cache",
     "default_directory",
+    "open_cache",
+    "response_key",
 ]
 
 log = logging.getLogger("llm_magics._cache.store")
@@ -140,21 +140,7 @@ class ResponseCache:
 
     def key_for(self, provider: Provider, request: ChatRequest) -> str:
         """Hex SHA-256 of everything that can change the answer (never the API key)."""
-        fingerprint = request.fingerprint()
-        for name in ("temperature", "top_p"):
-            value = fingerprint.get(name)
-            if isinstance(value, float) and value.is_integer():
-                fingerprint[name] = int(value)
-        if fingerprint.get("extra"):
-            fingerprint["extra"] = _canonical(fingerprint["extra"])
-        payload = [
-            FORMAT_VERSION,
-            provider.name,
-            getattr(provider, "protocol", ""),
-            provider.base_url.rstrip("/").lower(),
-            fingerprint,
-        ]
-        return request_digest(payload)
+        return response_key(provider, request)
 
     def get(self, key: str) -> Response | None:
         data = self._writer.pending(key)
@@ -261,7 +247,7 @@ class ResponseCache:
             return int(self._store.clear(retry=True))
         removed = 0
         for tag in self._tags():
-            if _tag_matches(tag, model):
+            if tag_matches(tag, model):
                 removed += int(self._store.evict(tag, retry=True))
         return removed
 
@@ -293,30 +279,30 @@ class ResponseCache:
             return None
 
 
-def _tag_matches(tag: str, wanted: str) -> bool:
-    if ":" not in wanted:
-        return tag.startswith(wanted + ":")
-    if tag == wanted:
-        return True
-    provider, _, model = tag.partition(":")
-    return f"{provider}:{undated(model)}" == wanted
-
-
 # --- the kernel's cache ------------------------------------------------------------------
 
 _defaults_lock = threading.Lock()
-_defaults: dict[tuple[str, int, float | None], ResponseCache] = {}
+_defaults: dict[tuple[str, int, float | None], ResponseCache | RedisCache] = {}
 
 
-def default_cache() -> ResponseCache:
-    """The cache of the current ``LLM_MAGICS_CACHE_DIR`` (and size/TTL settings), opened on
+def default_cache() -> ResponseCache | RedisCache:
+    """The kernel's cache: Redis at ``LLM_MAGICS_CACHE_URL`` when it is set, else the disk
+    cache of the current ``LLM_MAGICS_CACHE_DIR`` (with the size/TTL settings); opened on
     first use and shared after that."""
-    directory = default_directory()
-    settings = (str(directory), size_from_env(), ttl_from_env())
+    url = os.environ.get(ENV_URL, "").strip()
+    where = url or str(default_directory())
+    settings = (where, size_from_env(), ttl_from_env())
     with _defaults_lock:
         found = _defaults.get(settings)
         if found is None:
-            found = _defaults[settings] = ResponseCache(
-                directory, size_limit=settings[1], ttl=settings[2]
-            )
+            found = _defaults[settings] = open_cache(where, size_limit=settings[1], ttl=settings[2])
         return found
+
+
+def open_cache(
+    where: str | os.PathLike[str], *, size_limit: int | None = None, ttl: float | None = None
+) -> ResponseCache | RedisCache:
+    """A response cache at ``where``: a ``redis://`` URL or a directory."""
+    if is_redis_url(where):
+        return RedisCache(str(where), size_limit=size_limit, ttl=ttl)
+    return ResponseCache(where, size_limit=size_limit, ttl=ttl)

@@ -17,7 +17,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from .._cache.store import CacheStats, default_cache
+from .._cache.redis_store import RedisCache
+from .._cache.store import CacheStats, default_cache, open_cache
 from .._cache.store import ResponseCache as DiskCache
 from .._core.errors import ConfigError, UnknownModelError
 from .._core.session import SESSION
@@ -280,7 +281,7 @@ class Registry:
         api_key: str | None = None,
         base_url: str | None = None,
         transport: Any = None,
-        cache: ResponseCache | bool | None = True,
+        cache: ResponseCache | bool | str | None = True,
         retry: RetryPolicy | None = None,
         max_retries: int | None = None,
         timeout: float | None = None,
@@ -299,6 +300,8 @@ class Registry:
             use_cache = self.cache
         elif cache is False or cache is None:
             use_cache = None
+        elif isinstance(cache, str):
+            use_cache = _cache_at(cache)
         else:
             use_cache = cache
         timeouts = self.timeouts.replace(timeout)
@@ -358,9 +361,27 @@ def current_registry() -> Registry:
     return SESSION.get(Registry)
 
 
-def _current_cache() -> DiskCache:
+_opened_lock = threading.Lock()
+_opened: dict[str, DiskCache | RedisCache] = {}
+
+
+def _cache_at(where: str) -> DiskCache | RedisCache:
+    """``cache="redis://..."`` or ``cache="/some/dir"``: one cache object per place, shared
+    by the clients that name it."""
+    if not where.strip():
+        raise ConfigError(
+            "cache= takes True, False, a redis:// URL or a directory; got an empty string"
+        )
+    with _opened_lock:
+        found = _opened.get(where)
+        if found is None:
+            found = _opened[where] = open_cache(where)
+        return found
+
+
+def _current_cache() -> DiskCache | RedisCache:
     cache = current_registry().cache
-    return cache if isinstance(cache, DiskCache) else default_cache()
+    return cache if isinstance(cache, DiskCache | RedisCache) else default_cache()
 
 
 def cache_stats() -> CacheStats:
