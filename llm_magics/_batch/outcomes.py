@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .._client.pricing import cache_saving_of, cost_of
-from .._core.errors import BudgetExceededError
+from .._core.errors import BudgetExceededError, LLMError
 from .._core.types import Response
 from .stats import BatchStats
 
@@ -114,6 +114,16 @@ class Outcomes:
             return
         if self.failed >= FAIL_FAST and self._count > FAIL_FAST:
             raise self._first_error if self._first_error is not None else exc
+
+    def fail_text(self, i: int, text: str) -> None:
+        """Prompt ``i`` failed elsewhere (a Ray worker), which already retried it; ``text``
+        is its error text. With ``errors="raise"`` the run stops with it."""
+        if self._errors == "raise":
+            raise LLMError(text)
+        self.failed += 1
+        self.failures[i] = text
+        self._stats.done += self._weights[i]
+        self._stats.errors += self._weights[i]
 
     def succeed(self, i: int, value: Any, sweep: bool) -> None:
         self.successes += 1

@@ -163,6 +163,7 @@ class RedisCache:
             )
         redis = _redis_module()
         self.url = redacted_url(url)
+        self._secret_url = url
         self.size_limit = size_limit if size_limit is not None else size_from_env()
         self.ttl = ttl if ttl is not None else ttl_from_env()
         if self.ttl is not None and self.ttl <= 0:
@@ -191,6 +192,11 @@ class RedisCache:
 
     def __repr__(self) -> str:
         return f"RedisCache({self.url!r})"
+
+    @property
+    def secret_url(self) -> str:
+        """The URL with its password: for the environment of a Ray worker, never to show."""
+        return self._secret_url
 
     def __reduce__(self) -> Any:
         # A cache travels as its settings, never as a live connection; the URL (which may

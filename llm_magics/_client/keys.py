@@ -248,6 +248,15 @@ class KeyPool:
             self.env or "the key configuration",
         )
 
+    def secrets(self) -> list[str]:
+        """The keys themselves, in pool order: only for handing them to a process of the same
+        job through its environment (a Ray worker), never to show."""
+        return [s.key.reveal() for s in self._states]
+
+    def fingerprints(self) -> tuple[str, ...]:
+        """The keys' fingerprints (salted hashes that reveal nothing), in pool order."""
+        return tuple(s.key.fingerprint for s in self._states)
+
     @property
     def has_live_keys(self) -> bool:
         return any(not s.dead for s in self._states)

@@ -258,17 +258,7 @@ class Registry:
                 cached = self._providers.get(name)
                 if cached is not None and cached.base_url == info.base_url():
                     return cached
-        module = importlib.import_module(f"llm_magics.providers.{info.protocol}")
-        cls = getattr(module, _PROTOCOLS[info.protocol])
-        instance: Provider = cls(
-            name,
-            base_url or info.base_url(),
-            display_name=info.display_name,
-            key_env=info.primary_key_env,
-            transport=transport,
-            default_model=info.default_model,
-            vendor=info,
-        )
+        instance = build_provider(info, base_url or info.base_url(), transport=transport)
         if base_url is None and transport is None:
             with self._lock:
                 self._providers[name] = instance
@@ -336,6 +326,23 @@ class Registry:
                 }
             )
         return rows
+
+
+def build_provider(info: Vendor, base_url: str, *, transport: Any = None) -> Provider:
+    """A provider of ``info``'s protocol at ``base_url`` (also how a Ray worker rebuilds
+    the driver's)."""
+    module = importlib.import_module(f"llm_magics.providers.{info.protocol}")
+    cls = getattr(module, _PROTOCOLS[info.protocol])
+    instance: Provider = cls(
+        info.name,
+        base_url,
+        display_name=info.display_name,
+        key_env=info.primary_key_env,
+        transport=transport,
+        default_model=info.default_model,
+        vendor=info,
+    )
+    return instance
 
 
 def _retry_policy(base: RetryPolicy, max_retries: int | None) -> RetryPolicy:

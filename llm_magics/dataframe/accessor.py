@@ -64,6 +64,8 @@ class DataFrameLLM:
         columns: Mapping[str, Hashable] | None = None,
         mode: str = "online",
         max_cost: float | None = None,
+        engine: str = "local",
+        actors: int | None = None,
         **options: Any,
     ) -> pd.DataFrame:
         """Ask ``template`` (filled from each row) and return a new DataFrame with the answers.
@@ -84,6 +86,9 @@ class DataFrameLLM:
         :mod:`llm_magics.dataframe.batch`); ``wait=False`` then returns the job's handle.
         ``max_cost``: the most this call may spend in USD: refused before sending when its
         estimate is higher, stopped (rows not sent say so in ``<out>_error``) when reached.
+        ``engine="ray"``: the unique prompts are answered by ``actors`` Ray actors (default:
+        the cluster's CPUs, 2 to 8), ``concurrency`` requests each, under one rate budget;
+        the result is the same (see :mod:`llm_magics._batch.ray_engine`).
         Other keyword arguments (``seed=``, ``top_p=``, ...) go to the chat call.
         """
         frame = self._frame()
@@ -96,6 +101,7 @@ class DataFrameLLM:
                 concurrency=concurrency, cache=cache, progress=progress, errors=errors,
                 images=images, audio=audio, na=na, aliases=self._aliases, options=options,
                 convert=fields.to_dict, columns=columns, mode=mode, max_cost=max_cost,
+                engine=engine, actors=actors,
             )  # fmt: skip
             values, errs = per_row(run)
             added = fields.columns(values, index)
@@ -106,7 +112,7 @@ class DataFrameLLM:
             frame, template, model=model, system=system, schema=None,
             concurrency=concurrency, cache=cache, progress=progress, errors=errors,
             images=images, audio=audio, na=na, aliases=self._aliases, options=options,
-            columns=columns, mode=mode, max_cost=max_cost,
+            columns=columns, mode=mode, max_cost=max_cost, engine=engine, actors=actors,
         )  # fmt: skip
         values, errs = per_row(run)
         return assign(
@@ -309,14 +315,14 @@ def _settle_undecided(
 
 _ENGINE_KEYS = (
     "concurrency", "cache", "progress", "errors", "images", "audio", "na", "columns", "mode",
-    "max_cost",
+    "max_cost", "engine", "actors",
 )  # fmt: skip
 
 
 def _engine_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     defaults = {"concurrency": None, "cache": True, "progress": True, "errors": "column",
                 "images": (), "audio": (), "na": "skip", "columns": None, "mode": "online",
-                "max_cost": None}  # fmt: skip
+                "max_cost": None, "engine": "local", "actors": None}  # fmt: skip
     return {k: kwargs.get(k, defaults[k]) for k in _ENGINE_KEYS}
 
 

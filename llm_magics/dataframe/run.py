@@ -127,7 +127,10 @@ def execute(
     columns: Mapping[str, Hashable] | None = None,
     mode: str = "online",
     max_cost: float | None = None,
+    engine: str = "local",
+    actors: int | None = None,
 ) -> _Run:
+    _check_engine(engine, mode)
     if errors not in ("column", "raise"):
         raise ConfigError(f"errors= takes 'column' or 'raise'; got {errors!r}")
     if mode not in ("online", "batch"):
@@ -154,17 +157,34 @@ def execute(
     stats = BatchStats(total=len(plan.row_job), skipped=len(plan.skipped), model=client.model_id)
     stats.done = stats.skipped
     stats.errors = sum(1 for r in plan.skipped.values() if not r.startswith("skipped:"))
-    engine: dict[str, Any] = {
+    parts: dict[str, Any] = {
         "rows": plan.weights, "materialize": materialize, "convert": convert,
         "recover": recover, "cache": cache, "errors": errors,
         "progress": _progress(progress, label), "stats": stats, "options": opts,
     }  # fmt: skip
     if mode == "batch":
-        return _Run(plan, run_in_batch(client, plan.prompts, **engine))
+        return _Run(plan, run_in_batch(client, plan.prompts, **parts))
+    if engine == "ray":
+        from .._batch.ray_engine import run_on_ray
+
+        return _Run(plan, run_on_ray(client, plan.prompts, concurrency=width, actors=actors,
+                                     **parts))  # fmt: skip
     result = _loop.run(
-        run_batch(client, plan.prompts, concurrency=width, max_cost=max_cost, **engine)
+        run_batch(client, plan.prompts, concurrency=width, max_cost=max_cost, **parts)
     )
     return _Run(plan, result)
+
+
+def _check_engine(engine: str, mode: str) -> None:
+    if engine not in ("local", "ray"):
+        raise ConfigError(
+            f"engine= takes 'local' (this kernel) or 'ray' (Ray Data actors); got {engine!r}"
+        )
+    if engine == "ray" and mode == "batch":
+        raise ConfigError(
+            "mode='batch' hands the rows to the provider's Batch API, which needs no Ray "
+            "workers: use engine='local' with it"
+        )
 
 
 def _bind(

@@ -135,7 +135,9 @@ class AnthropicProvider(Provider):
 
     async def batch_status(self, job_id: str, key: APIKey | None, timeouts: Timeouts) -> BatchJob:
         data, _ = await request_json(
-            "GET", f"{self.base_url}/v1/messages/batches/{job_id}", **self.http_options(key, timeouts)
+            "GET",
+            f"{self.base_url}/v1/messages/batches/{job_id}",
+            **self.http_options(key, timeouts),
         )
         return _batch.job_of(data, self.base_url)
 
