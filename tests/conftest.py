@@ -12,7 +12,7 @@ import pytest
 
 # One real llama.cpp server for the embedded model, shared by every test that asks for it.
 from tests.support.llama import forward, llama_server  # noqa: F401
-
+from tests.support.ray_cluster import RayCluster, ray_cluster
 from tests.support.redis_server import RedisServer, redis_server
 
 # The HTTP stack under test: `LLM_MAGICS_HTTP=httpx2 python3 -m pytest` runs the suite over
@@ -57,3 +57,23 @@ def redis_url(redis_process: RedisServer) -> str:
     """The URL of an empty Redis database."""
     redis_process.flushall()
     return redis_process.url
+
+
+@pytest.fixture(scope="session")
+def ray_driver() -> Iterator[RayCluster]:
+    """A real two-CPU Ray cluster (``ray start --head``) with this process as its driver."""
+    import tempfile
+
+    import ray
+
+    # A loopback test cluster with no token (Ray 2.5x turns token auth on by default and
+    # keeps the token in ~/.ray, shared with any other cluster on the machine).
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    # Ray's socket paths must stay short: a temp dir of its own under /tmp.
+    with ray_cluster(Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))) as cluster:
+        ray.init(address=cluster.address, include_dashboard=False, log_to_driver=False)
+        try:
+            yield cluster
+        finally:
+            ray.shutdown()

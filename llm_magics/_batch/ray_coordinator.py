@@ -26,7 +26,7 @@ import contextlib
 import time
 from typing import Any
 
-from .._client.keys import KeyPool
+from .._client.keys import DEFAULT_MARGIN, KeyPool
 from .._client.limits import RateLimits
 
 __all__ = ["DEFAULT_LEASE", "JobCoordinator"]
@@ -55,6 +55,8 @@ class JobCoordinator:
                 provider,
                 [f"placeholder-key-{i}" for i in range(key_count)],
                 limits=limits,
+                # The margin covers transit time, which passes in real seconds.
+                margin=DEFAULT_MARGIN * time_scale,
                 clock=lambda: time.monotonic() * time_scale,
                 sleep=lambda seconds: asyncio.sleep(seconds / time_scale),
             )

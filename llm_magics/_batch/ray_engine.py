@@ -220,7 +220,9 @@ class _Job:
                     num_cpus=settings.actor_cpus,
                     runtime_env={"env_vars": secrets.env},
                 )  # fmt: skip
-                yield from dataset.iter_batches(batch_size=None, batch_format="numpy")
+                for table in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+                    # Python values, not numpy's (a column of all-None answers is no float).
+                    yield {name: table.column(name).to_pylist() for name in table.column_names}
         finally:
             ray.kill(coordinator)
 
