@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from ._core.types import Message, Response, ToolCall, Transcript, Usage
     from ._local.serve import serve_local
     from ._media.objects import Audio, Image
+    from .dataframe.ray_dataset import ray
 
 __version__ = "0.1.0"
 
@@ -93,6 +94,7 @@ __all__ = [
     "count_tokens",
     "load_ipython_extension",
     "model_profile",
+    "ray",
     "register",
     "register_model_profile",
     "reset_usage",
@@ -133,6 +135,7 @@ _LAZY = {
     "clear_cache": "._client.registry",
     "count_tokens": "._client.usage",
     "model_profile": "._client.pricing",
+    "ray": ".dataframe.ray_dataset",
     "register_model_profile": "._client.pricing",
     "reset_usage": "._client.usage",
     "serve_local": "._local.serve",
