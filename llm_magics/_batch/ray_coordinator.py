@@ -69,14 +69,20 @@ class JobCoordinator:
         self._claims: dict[str, float] = {}
         self._events: dict[str, asyncio.Event] = {}
         self._usage: list[dict[str, Any]] = []
+        self.stopped: str | None = None
         self.totals = {"rows": 0, "errors": 0, "requests": 0, "cache_hits": 0, "sent": 0}
 
     # --- the rate budget -----------------------------------------------------------------
 
     async def acquire(self, estimated_tokens: int = 0) -> int:
-        """The index of a key with headroom (waiting until one has it)."""
+        """The index of a key with headroom (waiting until one has it); -1 once the job is
+        stopped (:meth:`stop`): nothing more is to be sent."""
         assert self._pool is not None
+        if self.stopped is not None:
+            return -1
         key = await self._pool.acquire(estimated_tokens)
+        if self.stopped is not None:
+            return -1
         self.totals["sent"] += 1
         return next(i for i, s in enumerate(self._keys) if s.key is key)
 
@@ -91,6 +97,14 @@ class JobCoordinator:
     def auth_failed(self, index: int) -> None:
         assert self._pool is not None
         self._pool.auth_failed(self._keys[index].key)
+
+    def stop(self, reason: str) -> None:
+        """Send nothing more (a spending limit is reached): requests in flight finish, the
+        rest fail with ``reason``."""
+        self.stopped = reason
+
+    def reason(self) -> str | None:
+        return self.stopped
 
     def key_status(self) -> list[dict[str, Any]]:
         return self._pool.status() if self._pool is not None else []

@@ -32,10 +32,12 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .._cache.codec import decode_response
+from .._client.budget import active_limits, spending_cap
 from .._client.client import Client
 from .._client.limits import NO_LIMITS
 from .._client.pipeline import CacheMode
 from .._core.errors import ConfigError, LLMError
+from .._core.fmt import money
 from .._core.secrets import mask_exception
 from .._core.types import Response
 from .answer import PromptAnswerer
@@ -120,9 +122,16 @@ def run_on_ray(
     options: dict[str, Any],
     concurrency: int,
     actors: int | None = None,
+    max_cost: float | None = None,
 ) -> BatchResult:
     """Answer every prompt of ``prompts`` (unique) on Ray; the result is the local engine's
-    (:func:`~llm_magics._batch.fanout.run_batch`)."""
+    (:func:`~llm_magics._batch.fanout.run_batch`).
+
+    Spending (``max_cost``, the kernel's ``lm.budget``) is counted here as answers arrive;
+    when a limit is reached the coordinator stops handing out keys: requests in flight
+    finish (so a limit can be passed by their answers, none of which is lost) and every
+    prompt not sent by then says so in its error. A keyless provider has no coordinator
+    pool to stop; its job is left where it stands."""
     ray = ray_module()
     n = len(prompts)
     stats.unique = n
@@ -135,14 +144,21 @@ def run_on_ray(
     )  # fmt: skip
     shape = client.build_request("?", **request_options(options))  # schema, json_mode
     progress.start(stats)
+    reached: str | None = None
     try:
-        missing = _answer_cached(client, prompts, answerer, shape, cache, options)
-        progress.update(stats)
-        if missing:
-            job = _Job(ray, client, prompts, missing, options, cache, concurrency, recover)
-            for batch in job.batches(actor_count(ray, actors)):
-                _take_batch(batch, prompts, answerer, outcomes, shape)
-                progress.update(stats)
+        with spending_cap(max_cost):
+            missing = _answer_cached(client, prompts, answerer, shape, cache, options)
+            progress.update(stats)
+            if missing:
+                job = _Job(ray, client, prompts, missing, options, cache, concurrency, recover)
+                for batch in job.batches(actor_count(ray, actors)):
+                    _take_batch(batch, prompts, answerer, outcomes, shape)
+                    progress.update(stats)
+                    reached = _limit_reached()
+                    if reached is not None and not job.stop(reached):
+                        break  # no shared key pool to stop it: leave what is in flight
+                if reached is not None:
+                    _refuse_unanswered(outcomes, reached)
         stats.status = "done"
     except KeyboardInterrupt:
         stats.status = "interrupted"
@@ -155,6 +171,24 @@ def run_on_ray(
         with contextlib.suppress(Exception):  # a broken display must not hide the outcome
             progress.close(stats)
     return outcomes.result()
+
+
+def _limit_reached() -> str | None:
+    """The error text for the rows not sent when a spending limit is used up, else None."""
+    for limit in active_limits():
+        if limit.remaining is not None and limit.remaining <= 0:
+            return (
+                f"BudgetExceededError: not answered: {limit.what} of {money(limit.usd or 0)} "
+                f"is reached ({money(limit.spent)} spent); {limit.how_to_raise}: answered "
+                "rows are kept in the cache."
+            )
+    return None
+
+
+def _refuse_unanswered(outcomes: Outcomes, text: str) -> None:
+    for i in range(len(outcomes.values)):
+        if outcomes.values[i] is None and outcomes.failures[i] is None:
+            outcomes.fail_text(i, text)
 
 
 def _answer_cached(
@@ -198,15 +232,23 @@ class _Job:
         self._ray = ray
         self._client = client
         self._items = [{"job": i, "prompt": prompts[i]} for i in missing]
+        self._coordinator: Any = None
         self._worker_kwargs = {
             "options": portable_options(options), "cache": cache,
             "concurrency": concurrency, "recover": recover is not None,
         }  # fmt: skip
 
+    def stop(self, reason: str) -> bool:
+        """Send nothing more; False when the job has no shared key pool to stop."""
+        if self._coordinator is None or self._client.keys is None:
+            return False
+        self._coordinator.stop.remote(reason)
+        return True
+
     def batches(self, actors: int) -> Iterator[dict[str, Any]]:
         ray, client = self._ray, self._client
         spec = ClientSpec.of(client)
-        coordinator = start_coordinator(ray, client)
+        coordinator = self._coordinator = start_coordinator(ray, client)
         size = max(1, min(256, -(-len(self._items) // (actors * 8))))
         try:
             with WorkerSecrets(client) as secrets, quiet_ray_data(ray):

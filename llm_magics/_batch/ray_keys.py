@@ -18,6 +18,7 @@ import asyncio
 from typing import Any
 
 from .._client.keys import KeyPool
+from .._core.errors import BudgetExceededError
 from .._core.secrets import APIKey
 
 __all__ = ["SharedKeyPool"]
@@ -42,6 +43,9 @@ class SharedKeyPool(KeyPool):
             reports, self._reports = self._reports, []
             await asyncio.gather(*reports)
         index = await self._coordinator.acquire.remote(max(int(estimated_tokens), 0))
+        if index < 0:  # the driver stopped the job: a spending limit is reached
+            reason = await self._coordinator.reason.remote()
+            raise BudgetExceededError(reason or "not sent: the job was stopped")
         state = self._states[index]
         state.requests += 1
         return state.key

@@ -6,7 +6,8 @@ Secrets never travel in task or actor arguments, and never in a runtime environm
 job's keys, in this order:
 
 1. in the secrets file the driver wrote for the job (owner-only, deleted when the job
-   ends), whose *path* is in the runtime environment (:data:`SECRETS_ENV`): this covers a
+   ends; a driver killed outright leaves it until the next job on the machine deletes
+   it), whose *path* is in the runtime environment (:data:`SECRETS_ENV`): this covers a
    cluster on the driver's machine, and keys given as ``api_key=``;
 2. in its own environment, under the vendor's variables (``OPENAI_API_KEYS``,
    ``OPENAI_API_KEY``...): a cluster whose nodes were started with the keys set.
@@ -159,6 +160,24 @@ def _secrets() -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
+_PREFIX = "llm_magics-ray-"
+
+
+def _sweep_orphans() -> None:
+    """Delete the secrets folders of drivers that died without deleting them (a killed
+    kernel): a folder is named by its driver's pid."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*"):
+        pid = folder.name.removeprefix(_PREFIX).split("-", 1)[0]
+        if not pid.isdigit() or folder.stat().st_uid != os.getuid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:
+            continue
+
+
 class WorkerSecrets:
     """The secrets file of one job and the runtime-environment variables that point to it;
     a context manager that deletes the file when the job ends."""
@@ -175,7 +194,9 @@ class WorkerSecrets:
         elif isinstance(cache, DiskCache):
             self.env[_CACHE_DIR_ENV] = str(cache.directory)
         if secrets:
-            self._folder = tempfile.mkdtemp(prefix="llm_magics-ray-")  # owner-only (0o700)
+            _sweep_orphans()
+            # Owner-only (0o700); named by this process, so a later job can tell an orphan.
+            self._folder = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-")
             path = Path(self._folder) / "secrets.json"
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as out:

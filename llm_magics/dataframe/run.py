@@ -168,7 +168,7 @@ def execute(
         from .._batch.ray_engine import run_on_ray
 
         return _Run(plan, run_on_ray(client, plan.prompts, concurrency=width, actors=actors,
-                                     **parts))  # fmt: skip
+                                     max_cost=max_cost, **parts))  # fmt: skip
     result = _loop.run(
         run_batch(client, plan.prompts, concurrency=width, max_cost=max_cost, **parts)
     )

@@ -13,6 +13,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,7 +209,8 @@ def test_keys_never_reach_task_arguments_or_rays_logs(cluster: RayCluster) -> No
             except OSError:
                 continue
     assert leaked == []
-    assert not list(Path("/tmp").glob("llm_magics-ray-*/secrets.json"))  # removed after the job
+    # The job's secrets file is gone (named by this driver's pid).
+    assert not list(Path(tempfile.gettempdir()).glob(f"llm_magics-ray-{os.getpid()}-*"))
 
 
 _KILLED_RUN = """
@@ -246,6 +248,8 @@ def test_a_rerun_after_the_driver_was_killed_sends_only_what_is_missing(
         out = df.llm.map("Echo {text}", model="fake:m", engine="ray", progress=False)
         assert out["llm"].notna().all()
         assert srv.request_count - first == n - cached  # only the missing ones were sent
+    # The killed driver could not delete its secrets file; this job's start did.
+    assert not list(Path(tempfile.gettempdir()).glob(f"llm_magics-ray-{proc.pid}-*"))
 
 
 def test_a_ray_job_and_another_kernel_share_the_redis_cache(redis_url: str) -> None:
@@ -269,6 +273,34 @@ def test_a_ray_job_and_another_kernel_share_the_redis_cache(redis_url: str) -> N
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "30"
         assert srv.request_count == 30  # the other kernel's rows were all hits
+
+
+def test_max_cost_stops_a_ray_job_and_the_rows_not_sent_say_so() -> None:
+    # Answers three times longer than the estimate's guess: the estimate fits, the spend does not.
+    def long_answer(body: dict[str, Any]) -> str:
+        return " ".join(["word"] * 400)
+
+    df = frame(200, 200)
+    with FakeOpenAIServer(answer=long_answer, latency=0.02) as srv:
+        register(srv)
+        lm.set_price("fake:m", input=1000.0, output=1000.0)  # USD per 1M tokens
+        estimate = df.llm.estimate("Echo {text}", model="fake:m")
+        assert estimate.usd is not None
+        cap = round(estimate.usd * 1.4, 2)
+        out = df.llm.map("Echo {text}", model="fake:m", engine="ray", progress=False,
+                         max_cost=cap, concurrency=4)  # fmt: skip
+        sent = srv.request_count
+        time.sleep(1.0)  # the stopped job's last answers land in the cache
+        refused = out["llm_error"].fillna("").str.contains("max_cost= of .* is reached")
+        answered = out["llm"].notna()
+        assert refused.any() and answered.any()
+        assert (answered | refused).all()  # every row: an answer or the reason it has none
+        # Batches already running when the cap was reached finished on the workers: their
+        # answers are cached, so raising the limit pays only for the rest.
+        assert answered.sum() <= sent < 200
+        again = df.llm.map("Echo {text}", model="fake:m", engine="ray", progress=False)
+        assert again["llm"].notna().all()
+        assert srv.request_count == 200
 
 
 def test_bad_engine_choices_say_what_to_do() -> None:
