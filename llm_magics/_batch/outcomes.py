@@ -134,5 +134,9 @@ class Outcomes:
         else:
             self._stats.done += self._weights[i]
 
+    @property
+    def stats(self) -> BatchStats:
+        return self._stats
+
     def result(self) -> BatchResult:
         return BatchResult(self.values, self.failures, self._stats)

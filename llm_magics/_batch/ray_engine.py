@@ -144,21 +144,13 @@ def run_on_ray(
     )  # fmt: skip
     shape = client.build_request("?", **request_options(options))  # schema, json_mode
     progress.start(stats)
-    reached: str | None = None
     try:
         with spending_cap(max_cost):
             missing = _answer_cached(client, prompts, answerer, shape, cache, options)
             progress.update(stats)
             if missing:
                 job = _Job(ray, client, prompts, missing, options, cache, concurrency, recover)
-                for batch in job.batches(actor_count(ray, actors)):
-                    _take_batch(batch, prompts, answerer, outcomes, shape)
-                    progress.update(stats)
-                    reached = _limit_reached()
-                    if reached is not None and not job.stop(reached):
-                        break  # no shared key pool to stop it: leave what is in flight
-                if reached is not None:
-                    _refuse_unanswered(outcomes, reached)
+                _drain(job, actor_count(ray, actors), answerer, outcomes, shape, progress)
         stats.status = "done"
     except KeyboardInterrupt:
         stats.status = "interrupted"
@@ -171,6 +163,26 @@ def run_on_ray(
         with contextlib.suppress(Exception):  # a broken display must not hide the outcome
             progress.close(stats)
     return outcomes.result()
+
+
+def _drain(
+    job: _Job,
+    actors: int,
+    answerer: PromptAnswerer,
+    outcomes: Outcomes,
+    shape: Any,
+    progress: Progress,
+) -> None:
+    """Take the job's answers as they come; stop sending when a spending limit is reached."""
+    reached: str | None = None
+    for batch in job.batches(actors):
+        _take_batch(batch, job.prompts, answerer, outcomes, shape)
+        progress.update(outcomes.stats)
+        reached = _limit_reached()
+        if reached is not None and not job.stop(reached):
+            break  # no shared key pool to stop it: leave what is in flight
+    if reached is not None:
+        _refuse_unanswered(outcomes, reached)
 
 
 def _limit_reached() -> str | None:
@@ -231,6 +243,7 @@ class _Job:
     ) -> None:
         self._ray = ray
         self._client = client
+        self.prompts = prompts
         self._items = [{"job": i, "prompt": prompts[i]} for i in missing]
         self._coordinator: Any = None
         self._worker_kwargs = {

@@ -15,10 +15,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import diskcache
 from diskcache.core import MODE_BINARY, MODE_RAW, UNKNOWN
+
+from .._core.types import Response
+from .codec import NotAResponse, decode_response
 
 __all__ = ["JSONDisk", "RefusedRow", "refuse", "refused_count"]
 
@@ -49,6 +53,30 @@ def refuse(directory: str, why: str) -> RefusedRow:
             why,
         )
     return RefusedRow(why)
+
+
+def decode_stored(data: Any, where: str) -> Response | None:
+    """A stored answer from its JSON bytes; anything else is refused (counted under
+    ``where``, logged once) and None, never executed."""
+    if not isinstance(data, bytes):
+        refuse(where, f"a {type(data).__name__} value, not JSON bytes")
+        return None
+    try:
+        return decode_response(data)
+    except NotAResponse:
+        refuse(where, "a value that is not a cached response")
+        return None
+
+
+def decode_found(bodies: Mapping[str, Any], keys: Sequence[str], where: str) -> dict[str, Response]:
+    """The answers among ``keys`` whose stored bytes are in ``bodies``."""
+    answers: dict[str, Response] = {}
+    for key in keys:
+        data = bodies.get(key)
+        response = decode_stored(data, where) if data is not None else None
+        if response is not None:
+            answers[key] = response
+    return answers
 
 
 def refused_count(directory: str) -> int:

@@ -45,9 +45,9 @@ from typing import TYPE_CHECKING, Any
 
 from .._core.errors import ConfigError
 from .._core.types import ChatRequest, Response
-from .codec import NotAResponse, decode_response, encode_response
+from .codec import encode_response
 from .config import size_from_env, ttl_from_env
-from .disk import refuse, refused_count
+from .disk import decode_found, refused_count
 from .keys import response_key, tag_matches
 from .stats import CacheStats
 
@@ -226,12 +226,7 @@ class RedisCache:
                 bodies.update((k, v) for k, v in zip(chunk, found, strict=True) if v is not None)
         except self._errors as exc:
             self._warn("read", exc)
-        answers: dict[str, Response] = {}
-        for key in keys:
-            data = bodies.get(key)
-            response = self._decode(data) if data is not None else None
-            if response is not None:
-                answers[key] = response
+        answers = decode_found(bodies, keys, self.url)
         with self._lock:
             self.hits += len(answers)
             self.misses += len(keys) - len(answers)
@@ -370,17 +365,7 @@ class RedisCache:
         self.flush()
         self._redis.close()
 
-    # --- decoding and failures -----------------------------------------------------------
-
-    def _decode(self, data: Any) -> Response | None:
-        if not isinstance(data, bytes):
-            refuse(self.url, f"a {type(data).__name__} value, not JSON bytes")
-            return None
-        try:
-            return decode_response(data)
-        except NotAResponse:
-            refuse(self.url, "a value that is not a cached response")
-            return None
+    # --- failures -----------------------------------------------------------------------
 
     def _warn(self, what: str, exc: BaseException) -> None:
         if self._warned:

@@ -55,8 +55,6 @@ from .._core.types import (
     Response,
 )
 from .codec import (
-    NotAResponse,
-    decode_response,
     encode_response,
 )
 from .config import (
@@ -67,7 +65,7 @@ from .config import (
     ttl_from_env,
     warn_read_only,
 )
-from .disk import JSONDisk, refuse, refused_count
+from .disk import JSONDisk, decode_found, decode_stored, refuse, refused_count
 from .keys import response_key, tag_matches
 from .readonly import NoWriter, ReadOnlyStore
 from .redis_store import ENV_URL, RedisCache, is_redis_url
@@ -146,7 +144,7 @@ class ResponseCache:
         data = self._writer.pending(key)
         if data is None:
             data = self._read(key)
-        response = self._decode(data) if data is not None else None
+        response = decode_stored(data, str(self.directory)) if data is not None else None
         with self._lock:
             if response is None:
                 self.misses += 1
@@ -171,12 +169,7 @@ class ResponseCache:
             data = self._writer.pending(key)
             if data is not None:
                 bodies[key] = data
-        answers: dict[str, Response] = {}
-        for key in keys:
-            data = bodies.get(key)
-            response = self._decode(data) if data is not None else None
-            if response is not None:
-                answers[key] = response
+        answers = decode_found(bodies, keys, str(self.directory))
         with self._lock:
             self.hits += len(answers)
             self.misses += len(keys) - len(answers)
@@ -266,16 +259,6 @@ class ResponseCache:
             return encode_response(response)
         except (TypeError, ValueError) as exc:
             log.warning("response not cached: it is not JSON-serialisable (%s)", exc)
-            return None
-
-    def _decode(self, data: Any) -> Response | None:
-        if not isinstance(data, bytes):
-            refuse(str(self.directory), f"a {type(data).__name__} value, not JSON bytes")
-            return None
-        try:
-            return decode_response(data)
-        except NotAResponse:
-            refuse(str(self.directory), "a value that is not a cached response")
             return None
 
 

@@ -35,6 +35,10 @@ failed, the answer was neither yes nor no, or its input was missing) is kept, ne
 dropped, and the result then has a ``<out>_error`` column saying why (plus a warning); pass
 ``undecided="drop"`` to drop them or ``"raise"`` to get an error instead.
 
+On a Ray cluster: ``engine="ray"`` (:mod:`llm_magics._batch.ray_engine`) gives the same
+result from Ray Data actors under one rate budget, and ``lm.ray.map(dataset, template)``
+(:mod:`llm_magics.dataframe.ray_dataset`) maps a ``ray.data.Dataset``.
+
 Engine (:mod:`llm_magics._batch.fanout`): identical prompts are sent once, ``concurrency`` at a time
 (default 16, or the provider's ``max_concurrency``), each answer is cached as it arrives (so an
 interrupted run resumes where it stopped), with the client's retries and key rotation.

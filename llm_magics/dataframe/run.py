@@ -162,17 +162,29 @@ def execute(
         "recover": recover, "cache": cache, "errors": errors,
         "progress": _progress(progress, label), "stats": stats, "options": opts,
     }  # fmt: skip
+    return _Run(plan, _dispatch(client, plan.prompts, mode, engine, width, actors, max_cost,
+                                parts))  # fmt: skip
+
+
+def _dispatch(
+    client: Any,
+    prompts: list[Any],
+    mode: str,
+    engine: str,
+    width: int,
+    actors: int | None,
+    max_cost: float | None,
+    parts: dict[str, Any],
+) -> BatchResult:
+    """The unique prompts answered by the engine the call chose."""
     if mode == "batch":
-        return _Run(plan, run_in_batch(client, plan.prompts, **parts))
+        return run_in_batch(client, prompts, **parts)
     if engine == "ray":
         from .._batch.ray_engine import run_on_ray
 
-        return _Run(plan, run_on_ray(client, plan.prompts, concurrency=width, actors=actors,
-                                     max_cost=max_cost, **parts))  # fmt: skip
-    result = _loop.run(
-        run_batch(client, plan.prompts, concurrency=width, max_cost=max_cost, **parts)
-    )
-    return _Run(plan, result)
+        return run_on_ray(client, prompts, concurrency=width, actors=actors,
+                          max_cost=max_cost, **parts)  # fmt: skip
+    return _loop.run(run_batch(client, prompts, concurrency=width, max_cost=max_cost, **parts))
 
 
 def _check_engine(engine: str, mode: str) -> None:

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,39 +105,41 @@ def test_a_schema_classify_and_filter_on_ray_equal_the_local_engine() -> None:
     assert extracted["length"].dtype == "Int64"
 
 
-def test_one_rate_budget_across_actors_no_request_before_retry_after() -> None:
-    # Two keys of 20 requests per (virtual) minute; the client is not told the limit, so the
-    # workers meet 429s with Retry-After, and the coordinator holds each key back for all.
-    scale = 20.0
-    df = frame(160, 160)
-    with FakeOpenAIServer(rpm_per_key=dict.fromkeys(KEYS, 20), time_scale=scale) as srv:
-        os.environ["GROQ_API_KEYS"] = ",".join(KEYS)
-        os.environ["GROQ_BASE_URL"] = srv.base_url
-        ray_engine.settings.time_scale = scale
-        try:
-            out = df.llm.map("Echo {text}", model="groq:m", engine="ray", progress=False)
-        finally:
-            ray_engine.settings.time_scale = 1.0
-        stats = srv.stats()
+SCALE = 20.0  # the fault server's and the coordinator's clock: a minute lasts 3 s
+
+
+def map_on_limited_keys(
+    rows: int, rpm: int, monkeypatch: pytest.MonkeyPatch, *, told: bool
+) -> tuple[pd.DataFrame, Any]:
+    """Map ``rows`` unique prompts over two groq keys the server limits to ``rpm`` each;
+    ``told``: the client knows the limit (GROQ_RPM_LIMIT), else it learns from 429s."""
+    with FakeOpenAIServer(rpm_per_key=dict.fromkeys(KEYS, rpm), time_scale=SCALE) as srv:
+        monkeypatch.setenv("GROQ_API_KEYS", ",".join(KEYS))
+        monkeypatch.setenv("GROQ_BASE_URL", srv.base_url)
+        if told:
+            monkeypatch.setenv("GROQ_RPM_LIMIT", str(rpm))
+        monkeypatch.setattr(ray_engine.settings, "time_scale", SCALE)
+        out = frame(rows, rows).llm.map("Echo {text}", model="groq:m", engine="ray",
+                                        progress=False)  # fmt: skip
+        return out, srv.stats()
+
+
+def test_one_rate_budget_across_actors_no_request_before_retry_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The client is not told the limit, so the workers meet 429s with Retry-After, and the
+    # coordinator holds each key back for all of them.
+    out, stats = map_on_limited_keys(160, 20, monkeypatch, told=False)
     assert out["llm_error"].isna().all() and out["llm"].notna().all()
     assert sum(len(v) for v in stats.rate_limited.values()) > 0  # the limit was reached
     assert stats.early == []  # and nothing arrived on a key before its Retry-After
     assert set(stats.per_key) == set(KEYS)
 
 
-def test_a_limit_the_client_knows_is_never_exceeded_by_any_actor() -> None:
-    scale = 20.0
-    df = frame(90, 90)
-    with FakeOpenAIServer(rpm_per_key=dict.fromkeys(KEYS, 15), time_scale=scale) as srv:
-        os.environ["GROQ_API_KEYS"] = ",".join(KEYS)
-        os.environ["GROQ_BASE_URL"] = srv.base_url
-        os.environ["GROQ_RPM_LIMIT"] = "15"
-        ray_engine.settings.time_scale = scale
-        try:
-            out = df.llm.map("Echo {text}", model="groq:m", engine="ray", progress=False)
-        finally:
-            ray_engine.settings.time_scale = 1.0
-        stats = srv.stats()
+def test_a_limit_the_client_knows_is_never_exceeded_by_any_actor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out, stats = map_on_limited_keys(90, 15, monkeypatch, told=True)
     assert out["llm"].notna().all()
     assert stats.statuses.get(429, 0) == 0 and stats.early == []
     assert stats.statuses[200] == 90
@@ -332,10 +333,3 @@ def test_without_ray_installed_the_error_says_what_to_install(
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(lm.ConfigError, match=r"pip install 'llm_magics\[ray\]'"):
         ray_engine.ray_module()
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_env() -> Iterator[None]:
-    yield
-    for name in ("GROQ_API_KEYS", "GROQ_BASE_URL", "GROQ_RPM_LIMIT"):
-        os.environ.pop(name, None)

@@ -7,26 +7,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.support.redis_server import free_port
+
 __all__ = ["RayCluster", "ray_cluster"]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RayCluster:
     def __init__(self, temp_dir: Path) -> None:
         ray_cli = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
-        self.port = _free_port()
+        self.port = free_port()
         self.temp_dir = temp_dir
         self.address = f"127.0.0.1:{self.port}"
         self._cli = ray_cli

@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["RedisServer", "redis_server"]
+__all__ = ["RedisServer", "free_port", "redis_server"]
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -32,7 +33,7 @@ class RedisServer:
                 "redis-server is not installed: run `bash scripts/install.sh` (it installs "
                 "Debian's redis-server) or `apt-get install redis-server`"
             )
-        self.port = _free_port()
+        self.port = free_port()
         self.password = password
         args = [
             binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
