@@ -17,7 +17,7 @@ from .._core.errors import BudgetExceededError, LLMError
 from .._core.types import Response
 from .stats import BatchStats
 
-__all__ = ["FAIL_FAST", "BatchResult", "ErrorMode", "Outcomes", "error_text"]
+__all__ = ["FAIL_FAST", "BatchResult", "ErrorMode", "Outcomes", "account", "error_text"]
 
 #: Give up when this many prompts failed before any succeeded.
 FAIL_FAST = 8
@@ -37,6 +37,28 @@ class BatchResult:
 def error_text(exc: BaseException) -> str:
     message = getattr(exc, "message", None) or str(exc) or repr(exc)
     return f"{type(exc).__name__}: {message}"
+
+
+def account(stats: BatchStats, response: Response) -> None:
+    """Count an answer's tokens and cost (or its cache hit) into ``stats``."""
+    if response.cached:
+        stats.cache_hits += 1
+        stats.saved += response.cost or 0.0
+        return
+    stats.requests += 1
+    usage = response.usage
+    stats.input_tokens += usage.input_tokens
+    stats.output_tokens += usage.output_tokens
+    cost = response.cost
+    if cost is None:
+        cost = cost_of(response)
+    if cost is None:
+        stats.unpriced += 1
+    else:
+        stats.cost += cost
+    if usage.cached_input_tokens or usage.cache_write_tokens:
+        stats.cached_input_tokens += usage.cached_input_tokens
+        stats.prompt_cache_saved += cache_saving_of(response) or 0.0
 
 
 class Outcomes:
@@ -74,25 +96,7 @@ class Outcomes:
 
     def account(self, response: Response) -> None:
         """Count an answer's tokens and cost (or its cache hit) into the stats."""
-        stats = self._stats
-        if response.cached:
-            stats.cache_hits += 1
-            stats.saved += response.cost or 0.0
-            return
-        stats.requests += 1
-        usage = response.usage
-        stats.input_tokens += usage.input_tokens
-        stats.output_tokens += usage.output_tokens
-        cost = response.cost
-        if cost is None:
-            cost = cost_of(response)
-        if cost is None:
-            stats.unpriced += 1
-        else:
-            stats.cost += cost
-        if usage.cached_input_tokens or usage.cache_write_tokens:
-            stats.cached_input_tokens += usage.cached_input_tokens
-            stats.prompt_cache_saved += cache_saving_of(response) or 0.0
+        account(self._stats, response)
 
     def fail(self, i: int, exc: BaseException, sweep: bool, retryable: bool = False) -> None:
         """Prompt ``i`` failed with ``exc``: keep its error text, or raise when the run should

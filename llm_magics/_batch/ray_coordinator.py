@@ -10,8 +10,8 @@ budget, its cluster-wide dedup, and its running totals.
   the driver never sees): a worker ``claim``s the prompts of its batch; the first claimant
   answers and ``settle``s, the others ``wait`` for the answer. A claim not settled within
   its lease (a worker that died) passes to the next waiter.
-* **Totals**: rows done, errors, requests, cache hits, tokens and cost, and the usage
-  records the driver folds into ``lm.usage()``.
+* **Totals**: rows done and failed, and the usage record of every answer, which the driver
+  counts into its progress display and ``lm.usage()``.
 
 It is a plain class here; :func:`llm_magics._batch.ray_engine.start_coordinator` makes it an
 async Ray actor, so all of it runs on one event loop (no locks needed) and ``acquire`` waits
@@ -63,14 +63,13 @@ class JobCoordinator:
             if key_count
             else None
         )
-        self._keys = list(self._pool._states) if self._pool is not None else []
         self._lease = lease
         self._settled: dict[str, Settled] = {}
         self._claims: dict[str, float] = {}
         self._events: dict[str, asyncio.Event] = {}
         self._usage: list[dict[str, Any]] = []
         self.stopped: str | None = None
-        self.totals = {"rows": 0, "errors": 0, "requests": 0, "cache_hits": 0, "sent": 0}
+        self.totals = {"rows": 0, "errors": 0}
 
     # --- the rate budget -----------------------------------------------------------------
 
@@ -83,20 +82,19 @@ class JobCoordinator:
         key = await self._pool.acquire(estimated_tokens)
         if self.stopped is not None:
             return -1
-        self.totals["sent"] += 1
-        return next(i for i, s in enumerate(self._keys) if s.key is key)
+        return self._pool.index_of(key)
 
     def record(self, index: int, input_tokens: int, output_tokens: int) -> None:
         assert self._pool is not None
-        self._pool.record(self._keys[index].key, input_tokens, output_tokens)
+        self._pool.record(self._pool.key_at(index), input_tokens, output_tokens)
 
     def rate_limited(self, index: int, retry_after: float | None) -> None:
         assert self._pool is not None
-        self._pool.rate_limited(self._keys[index].key, retry_after)
+        self._pool.rate_limited(self._pool.key_at(index), retry_after)
 
     def auth_failed(self, index: int) -> None:
         assert self._pool is not None
-        self._pool.auth_failed(self._keys[index].key)
+        self._pool.auth_failed(self._pool.key_at(index))
 
     def stop(self, reason: str) -> None:
         """Send nothing more (a spending limit is reached): requests in flight finish, the
@@ -153,11 +151,8 @@ class JobCoordinator:
 
     def add(self, rows: int, errors: int, usage: list[dict[str, Any]]) -> None:
         """A batch is done: its rows, failed rows, and one usage record per answer."""
-        totals = self.totals
-        totals["rows"] += rows
-        totals["errors"] += errors
-        for record in usage:
-            totals["cache_hits" if record.get("cached") else "requests"] += 1
+        self.totals["rows"] += rows
+        self.totals["errors"] += errors
         self._usage.extend(usage)
 
     def progress(self) -> dict[str, int]:

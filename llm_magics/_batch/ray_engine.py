@@ -175,14 +175,16 @@ def _drain(
 ) -> None:
     """Take the job's answers as they come; stop sending when a spending limit is reached."""
     reached: str | None = None
+    unreturned = set(job.missing)
     for batch in job.batches(actors):
-        _take_batch(batch, job.prompts, answerer, outcomes, shape)
+        unreturned.difference_update(_take_batch(batch, job.prompts, answerer, outcomes, shape))
         progress.update(outcomes.stats)
         reached = _limit_reached()
         if reached is not None and not job.stop(reached):
             break  # no shared key pool to stop it: leave what is in flight
     if reached is not None:
-        _refuse_unanswered(outcomes, reached)
+        for i in sorted(unreturned):  # never sent, or sent and left behind
+            outcomes.fail_text(i, reached)
 
 
 def _limit_reached() -> str | None:
@@ -195,12 +197,6 @@ def _limit_reached() -> str | None:
                 "rows are kept in the cache."
             )
     return None
-
-
-def _refuse_unanswered(outcomes: Outcomes, text: str) -> None:
-    for i in range(len(outcomes.values)):
-        if outcomes.values[i] is None and outcomes.failures[i] is None:
-            outcomes.fail_text(i, text)
 
 
 def _answer_cached(
@@ -244,6 +240,7 @@ class _Job:
         self._ray = ray
         self._client = client
         self.prompts = prompts
+        self.missing = missing
         self._items = [{"job": i, "prompt": prompts[i]} for i in missing]
         self._coordinator: Any = None
         self._worker_kwargs = {
@@ -300,11 +297,12 @@ def _take_batch(
     answerer: PromptAnswerer,
     outcomes: Outcomes,
     shape: Any,
-) -> None:
-    for job, answer, cached, error in zip(
-        batch["job"], batch["answer"], batch["cached"], batch["error"], strict=True
+) -> list[int]:
+    """Finish a returned batch's answers; the prompts it held."""
+    jobs = [int(job) for job in batch["job"]]
+    for i, answer, cached, error in zip(
+        jobs, batch["answer"], batch["cached"], batch["error"], strict=True
     ):
-        i = int(job)
         if answer is None:
             outcomes.fail_text(i, str(error))
             continue
@@ -314,6 +312,7 @@ def _take_batch(
             continue
         response.cached = bool(cached)
         answerer.take(i, prompts[i], shape, response, None)
+    return jobs
 
 
 def _cause(exc: BaseException) -> BaseException:

@@ -32,12 +32,6 @@ class SharedKeyPool(KeyPool):
         self._coordinator = coordinator
         self._reports: list[Any] = []
 
-    def _index(self, key: APIKey) -> int:
-        for i, state in enumerate(self._states):
-            if state.key is key:
-                return i
-        raise KeyError(repr(key))
-
     async def acquire(self, estimated_tokens: int = 0, *, model: str | None = None) -> APIKey:
         while self._reports:
             reports, self._reports = self._reports, []
@@ -51,11 +45,11 @@ class SharedKeyPool(KeyPool):
         return state.key
 
     def record(self, key: APIKey, input_tokens: int = 0, output_tokens: int = 0) -> None:
-        self._coordinator.record.remote(self._index(key), input_tokens, output_tokens)
+        self._coordinator.record.remote(self.index_of(key), input_tokens, output_tokens)
 
     def rate_limited(self, key: APIKey, retry_after: float | None) -> None:
-        self._reports.append(self._coordinator.rate_limited.remote(self._index(key), retry_after))
+        self._reports.append(self._coordinator.rate_limited.remote(self.index_of(key), retry_after))
 
     def auth_failed(self, key: APIKey) -> None:
         super().auth_failed(key)
-        self._reports.append(self._coordinator.auth_failed.remote(self._index(key)))
+        self._reports.append(self._coordinator.auth_failed.remote(self.index_of(key)))

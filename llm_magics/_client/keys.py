@@ -100,10 +100,17 @@ class KeyPool:
         return f"KeyPool({self.provider!r}, {len(self)} keys)"
 
     def _state(self, key: APIKey) -> KeyState:
-        for s in self._states:
+        return self._states[self.index_of(key)]
+
+    def index_of(self, key: APIKey) -> int:
+        """Where ``key`` is in this pool (pools built from the same keys agree on it)."""
+        for i, s in enumerate(self._states):
             if s.key is key:
-                return s
+                return i
         raise KeyError(repr(key))
+
+    def key_at(self, index: int) -> APIKey:
+        return self._states[index].key
 
     @property
     def _span(self) -> float:

@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from .._batch.fanout import DEFAULT_CONCURRENCY, run_batch
-from .._batch.outcomes import BatchResult
+from .._batch.outcomes import BatchResult, account
 from .._batch.progress import Progress
 from .._batch.ray_engine import (
     actor_count,
@@ -186,16 +186,12 @@ class _DatasetJob:
             [coordinator.progress.remote(), coordinator.take_usage.remote()]
         )
         stats.done, stats.errors = totals["rows"], totals["errors"]
-        stats.requests, stats.cache_hits = totals["requests"], totals["cache_hits"]
         hooks = SESSION.get(ResponseHooks)
         for record in records:
             response = _usage_response(record)
-            hooks.run(response)
+            hooks.run(response)  # prices it with this kernel's prices, counts it in lm.usage()
             spend(response)
-            if not response.cached:
-                stats.input_tokens += response.usage.input_tokens
-                stats.output_tokens += response.usage.output_tokens
-                stats.cost += response.cost or 0.0
+            account(stats, response)
 
 
 def _usage_response(record: dict[str, Any]) -> Response:
