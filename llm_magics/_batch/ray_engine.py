@@ -49,7 +49,16 @@ from .ray_spec import ClientSpec, WorkerSecrets, portable_options
 from .ray_worker import PromptWorker
 from .stats import BatchStats
 
-__all__ = ["RaySettings", "ray_module", "run_on_ray", "settings", "start_coordinator"]
+__all__ = [
+    "RaySettings",
+    "actor_count",
+    "limit_reached",
+    "quiet_ray_data",
+    "ray_module",
+    "run_on_ray",
+    "settings",
+    "start_coordinator",
+]
 
 
 class RaySettings:
@@ -179,7 +188,7 @@ def _drain(
     for batch in job.batches(actors):
         unreturned.difference_update(_take_batch(batch, job.prompts, answerer, outcomes, shape))
         progress.update(outcomes.stats)
-        reached = _limit_reached()
+        reached = limit_reached()
         if reached is not None and not job.stop(reached):
             break  # no shared key pool to stop it: leave what is in flight
     if reached is not None:
@@ -187,7 +196,7 @@ def _drain(
             outcomes.fail_text(i, reached)
 
 
-def _limit_reached() -> str | None:
+def limit_reached() -> str | None:
     """The error text for the rows not sent when a spending limit is used up, else None."""
     for limit in active_limits():
         if limit.remaining is not None and limit.remaining <= 0:
@@ -265,12 +274,12 @@ class _Job:
                 dataset = ray.data.from_items(self._items).map_batches(
                     PromptWorker,
                     fn_constructor_kwargs={
-                        "spec": spec, "coordinator": coordinator, **self._worker_kwargs,
+                        "spec": secrets.locate(spec), "coordinator": coordinator,
+                        **self._worker_kwargs,
                     },
                     batch_size=size,
                     compute=ray.data.ActorPoolStrategy(size=actors),
                     num_cpus=settings.actor_cpus,
-                    runtime_env={"env_vars": secrets.env},
                 )  # fmt: skip
                 for table in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
                     # Python values, not numpy's (a column of all-None answers is no float).

@@ -11,10 +11,17 @@ dataset never fails for one row. A structured-output schema gives one column per
 in ``df.llm.extract`` (parsed as a JSON schema on the workers: a notebook's pydantic model
 never has to be importable there).
 
+An ``lm.Template`` is bound on the driver, where a variable no column or keyword fills is
+an error before anything runs, and bound again on each worker from the template, the call's
+``columns=`` and keyword values (what a bound template holds does not pickle).
+
 The call runs the job to the end and returns the materialized Dataset, so its progress is
 shown live from the driver (the workers report to the coordinator, which the driver reads as
-blocks arrive) and its usage and cost are in ``lm.usage()`` when it returns. A rerun sends
-only what the response cache does not hold (Redis for a cluster).
+blocks arrive) and its usage and cost are in ``lm.usage()`` when it returns. Spending is
+counted there too: when ``max_cost`` or the kernel's ``lm.budget`` is used up the coordinator
+hands out no more keys, and the rows not sent by then say so in ``<out>_error`` (the rows
+are never rendered on the driver, so there is no estimate to refuse a call before it runs).
+A rerun sends only what the response cache does not hold (Redis for a cluster).
 
 Thread safety: a job runs on the calling thread; each actor renders and answers on its own
 event loop.
@@ -24,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any
 
 import pandas as pd
@@ -34,6 +41,7 @@ from .._batch.outcomes import BatchResult, account
 from .._batch.progress import Progress
 from .._batch.ray_engine import (
     actor_count,
+    limit_reached,
     quiet_ray_data,
     ray_module,
     settings,
@@ -43,7 +51,7 @@ from .._batch.ray_spec import ClientSpec, WorkerSecrets, portable_options
 from .._batch.ray_worker import BATCHES_PER_ACTOR, WorkerClient
 from .._batch.stats import BatchStats
 from .._chat.templates.template import Template as PromptTemplate
-from .._client.budget import spend
+from .._client.budget import spend, spending_cap
 from .._client.pipeline import CacheMode
 from .._client.usage import ResponseHooks
 from .._core.errors import ConfigError
@@ -53,6 +61,7 @@ from .columns import Fields, assign, check_out, object_series
 from .plan import NaRule, build_plan
 from .run import _chat_options, _progress, resolve_client
 from .template import materialize
+from .templated import TemplateBinding, empty_frame
 
 __all__ = ["RayNamespace", "map_dataset", "ray"]
 
@@ -73,7 +82,7 @@ ray = RayNamespace()
 
 def map_dataset(
     dataset: Any,
-    template: str | Callable[[Any], Any],
+    template: str | Callable[[Any], Any] | PromptTemplate,
     *,
     model: Any = None,
     out: str | None = None,
@@ -83,24 +92,24 @@ def map_dataset(
     cache: CacheMode = True,
     progress: Any = True,
     na: NaRule = "skip",
+    columns: Mapping[str, Hashable] | None = None,
+    max_cost: float | None = None,
     actors: int | None = None,
     batch_size: int = 64,
     temperature: float | None = None,
     max_tokens: int | None = None,
     **options: Any,
 ) -> Any:
-    """Answer ``template`` (a string with ``{column}`` placeholders, or a function row ->
-    prompt) for every row of ``dataset``; the materialized Dataset with column ``out``
-    (default ``"llm"``; with ``schema``, one column per field) and ``<out>_error``.
+    """Answer ``template`` (a string with ``{column}`` placeholders, a function row ->
+    prompt, or an ``lm.Template``) for every row of ``dataset``; the materialized Dataset
+    with column ``out`` (default ``"llm"``; with ``schema``, one column per field) and
+    ``<out>_error``.
 
-    Options as for ``df.llm.map``; ``actors``: Ray actors (default: the cluster's CPUs, 2 to
-    8), ``concurrency`` requests in flight in each; ``batch_size``: rows per batch.
+    Options as for ``df.llm.map`` (an ``lm.Template``'s variables by ``columns=`` or as
+    keywords); ``max_cost``: stop sending once this many USD are spent; ``actors``: Ray
+    actors (default: the cluster's CPUs, 2 to 8), ``concurrency`` requests in flight in
+    each; ``batch_size``: rows per batch.
     """
-    if isinstance(template, PromptTemplate):
-        raise ConfigError(
-            "lm.ray.map takes a string template or a function row -> prompt; render an "
-            "lm.Template with df.llm.map(..., engine='ray') on a pandas DataFrame instead"
-        )
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size= must be a whole number >= 1; got {batch_size!r}")
     ray_api = ray_module()
@@ -110,6 +119,21 @@ def map_dataset(
             "DataFrame use df.llm.map(..., engine='ray')"
         )
     client = resolve_client(model)
+    names = tuple(dataset.schema().names)
+    renders: str | Callable[[Any], Any] | TemplateBinding
+    if isinstance(template, PromptTemplate):
+        renders = TemplateBinding.of(names, template, options, columns)
+        system = renders.system_after(system)
+    elif columns is not None:
+        raise ConfigError(
+            "columns= maps the variables of an lm.Template to columns; with a string "
+            "template, write the column names in its {placeholders}"
+        )
+    else:
+        renders = template
+    # The workers' first render, here: an unknown column is this call's error, not a
+    # failed Ray task.
+    build_plan(empty_frame(names), _renderer(renders), na=na)
     options.update(temperature=temperature, max_tokens=max_tokens)
     opts = portable_options(_chat_options(options, system, schema))
     fields = Fields.of(opts["schema"], out) if schema is not None else None
@@ -117,10 +141,16 @@ def map_dataset(
     width = concurrency or getattr(client.provider, "max_concurrency", None) or DEFAULT_CONCURRENCY
     job = _DatasetJob(ray_api, client, dataset, actors, batch_size)
     worker = {
-        "template": template, "fields": fields, "column": column, "options": opts,
+        "template": renders, "fields": fields, "column": column, "options": opts,
         "cache": cache, "concurrency": width, "na": na,
     }  # fmt: skip
-    return job.run(worker, _progress(progress, "llm ray"))
+    with spending_cap(max_cost):
+        return job.run(worker, _progress(progress, "llm ray"))
+
+
+def _renderer(template: Any) -> Any:
+    """What ``build_plan`` renders rows with: a binding's template bound."""
+    return template.rows() if isinstance(template, TemplateBinding) else template
 
 
 class _DatasetJob:
@@ -132,6 +162,7 @@ class _DatasetJob:
         self._dataset = dataset
         self._actors = actor_count(ray_api, actors)
         self._batch_size = batch_size
+        self._stopped = False
 
     def run(self, worker: dict[str, Any], progress: Progress | None) -> Any:
         ray_api, client = self._ray, self._client
@@ -144,12 +175,15 @@ class _DatasetJob:
             with WorkerSecrets(client) as secrets, quiet_ray_data(ray_api):
                 answered = self._dataset.map_batches(
                     RowWorker,
-                    fn_constructor_kwargs={"spec": spec, "coordinator": coordinator, **worker},
+                    fn_constructor_kwargs={
+                        "spec": secrets.locate(spec),
+                        "coordinator": coordinator,
+                        **worker,
+                    },
                     batch_size=self._batch_size,
                     batch_format="pandas",
                     compute=ray_api.data.ActorPoolStrategy(size=self._actors),
                     num_cpus=settings.actor_cpus,
-                    runtime_env={"env_vars": secrets.env},
                 )
                 blocks = list(self._blocks(answered, coordinator, stats, progress))
             stats.status = "done"
@@ -192,6 +226,10 @@ class _DatasetJob:
             hooks.run(response)  # prices it with this kernel's prices, counts it in lm.usage()
             spend(response)
             account(stats, response)
+        reached = limit_reached() if records else None
+        if reached is not None and not self._stopped:
+            self._stopped = True
+            coordinator.stop.remote(reached)
 
 
 def _usage_response(record: dict[str, Any]) -> Response:
@@ -224,7 +262,7 @@ class RowWorker:
     ) -> None:
         self._client = WorkerClient(spec, coordinator).client
         self._coordinator = coordinator
-        self._template = template
+        self._template = _renderer(template)
         self._fields = fields
         self._column = column
         self._options = options

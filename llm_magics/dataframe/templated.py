@@ -41,7 +41,7 @@ from .._core.errors import ConfigError
 from .._core.options import CHAT_OPTIONS
 from .template import MediaRef, SystemPrompt, join
 
-__all__ = ["Bound", "TemplateRows", "bind_template"]
+__all__ = ["Bound", "TemplateBinding", "TemplateRows", "bind_template", "empty_frame"]
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,53 @@ def bind_template(
         return Bound(TemplateRows(template, user, system_segments, list(used)), None)
     system = template.render_system(**constants) or None
     return Bound(TemplateRows(template, user, None, list(used)), system)
+
+
+@dataclass(frozen=True)
+class TemplateBinding:
+    """An ``lm.Template`` bound to a dataset's columns, in a form that pickles: the template,
+    the column names, ``columns=`` and the variables given as keywords. (A TemplateRows holds
+    ``re.Match`` objects, which do not pickle; a worker binds again from this.)"""
+
+    template: Template
+    frame_columns: tuple[Hashable, ...]
+    columns: Mapping[str, Hashable] | None
+    given: Mapping[str, Any]
+    system: str | None
+
+    @classmethod
+    def of(
+        cls,
+        names: tuple[Hashable, ...],
+        template: Template,
+        options: dict[str, Any],
+        columns: Mapping[str, Hashable] | None,
+    ) -> TemplateBinding:
+        """Bind on the driver (a missing variable is an error here); the template's
+        variable keywords are taken out of ``options``."""
+        given = {k: options[k] for k in template.variables if k in options}
+        bound = bind_template(empty_frame(names), template, options, columns=columns, aliases=None)
+        return cls(template, names, dict(columns) if columns else None, given, bound.system)
+
+    def system_after(self, system: str | None) -> str | None:
+        """The call's system prompt followed by the template's, when it uses no column."""
+        if not self.system:
+            return system
+        return f"{system}\n\n{self.system}" if system else self.system
+
+    def rows(self) -> TemplateRows:
+        """The bound template, on a worker."""
+        frame = empty_frame(self.frame_columns)
+        return bind_template(
+            frame, self.template, dict(self.given), columns=self.columns, aliases=None
+        ).rows
+
+
+def empty_frame(names: Sequence[Hashable]) -> Any:
+    """A frame with these columns and no row (what binding reads of a dataset)."""
+    import pandas as pd
+
+    return pd.DataFrame(columns=list(names))
 
 
 def _sources(

@@ -6,6 +6,7 @@ sends only what the cache lacks, and clear errors for what it does not take."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pandas as pd
@@ -108,6 +109,76 @@ def test_a_callable_template_defined_here_runs_on_the_workers() -> None:
         {"messages": [{"role": "user", "content": "Say word0 please"}]}
     )
     assert out.loc[3, "llm_error"] == "skipped: the template function returned None"
+
+
+def test_an_lm_template_is_bound_to_the_dataset_columns_and_its_keywords() -> None:
+    bodies: list[dict[str, Any]] = []
+
+    def answer(body: dict[str, Any]) -> str:
+        bodies.append(body)
+        return answer_for(body)
+
+    t = lm.Template(
+        "translate", system="You translate into {lang}.", user="[{tone}] {text}",
+        defaults={"tone": "plain"},
+    )  # fmt: skip
+    data = [{"id": i, "review": f"text {i % 4}"} for i in range(16)]
+    with FakeOpenAIServer(answer=answer) as srv:
+        lm.register("fake", srv.base_url, api_key=KEY)
+        out = by_id(lm.ray.map(ray.data.from_items(data), t, model="fake:m", progress=False,
+                               columns={"text": "review"}, lang="French"))  # fmt: skip
+    assert len(bodies) == 4  # one per unique review
+    for body in bodies:
+        system, user = body["messages"]
+        assert system == {"role": "system", "content": "You translate into French."}
+        assert user["content"].startswith("[plain] text ")
+    expected = {
+        "messages": [
+            {"role": "system", "content": "You translate into French."},
+            {"role": "user", "content": "[plain] text 1"},
+        ]
+    }
+    assert out.loc[1, "llm"] == answer_for(expected) and out["llm_error"].isna().all()
+
+
+def test_template_mistakes_are_this_calls_errors_before_any_task_runs() -> None:
+    dataset = ray.data.from_items([{"id": 1, "text": "a"}])
+    with pytest.raises(lm.ConfigError, match="'txt'"):
+        lm.ray.map(dataset, "Echo {txt}", model="local")
+    with pytest.raises(lm.ConfigError, match="uses no column"):
+        lm.ray.map(dataset, "Echo", model="local")
+    t = lm.Template("t", user="{text} in {lang}")
+    with pytest.raises(lm.ConfigError, match="lang"):
+        lm.ray.map(dataset, t, model="local")
+    with pytest.raises(lm.ConfigError, match="no column named 'body'"):
+        lm.ray.map(dataset, t, model="local", columns={"text": "body"}, lang="en")
+    with pytest.raises(lm.ConfigError, match=r"columns= maps the variables of an lm\.Template"):
+        lm.ray.map(dataset, "Echo {text}", model="local", columns={"text": "text"})
+
+
+def test_max_cost_stops_a_dataset_job_and_the_rows_not_sent_say_so() -> None:
+    def long_answer(body: dict[str, Any]) -> str:
+        return " ".join(["word"] * 400)
+
+    data = [{"id": i, "text": f"item {i}"} for i in range(200)]
+    with FakeOpenAIServer(answer=long_answer, latency=0.02) as srv:
+        lm.register("fake", srv.base_url, api_key=KEY)
+        lm.set_price("fake:m", input=1000.0, output=1000.0)  # USD per 1M tokens
+        cap = 2.0  # an answer is 500 output tokens, $0.50: four answers' worth
+        out = by_id(lm.ray.map(ray.data.from_items(data), "Echo {text}", model="fake:m",
+                               progress=False, max_cost=cap, concurrency=4,
+                               batch_size=10))  # fmt: skip
+        sent = srv.request_count
+        refused = out["llm_error"].fillna("").str.contains("max_cost= of .* is reached")
+        answered = out["llm"].notna()
+        assert len(out) == 200 and (answered | refused).all()
+        assert refused.any() and answered.any()
+        assert answered.sum() <= sent < 200
+        time.sleep(1.0)  # answers of requests in flight at the stop land in the cache
+        again = by_id(lm.ray.map(ray.data.from_items(data), "Echo {text}", model="fake:m",
+                                 progress=False))  # fmt: skip
+        assert again["llm"].notna().all()
+        assert srv.request_count == 200  # the rerun paid only for what the first did not get
 
 
 def test_what_lm_ray_map_does_not_take_is_said_plainly() -> None:
