@@ -2,19 +2,20 @@
 (:class:`ClientSpec`), and how the secrets reach the workers (:class:`WorkerSecrets`).
 
 Secrets never travel in task or actor arguments, and never in a runtime environment's
-``env_vars`` either: Ray's runtime-env agent writes those into its log. A worker finds the
-job's keys, in this order:
+``env_vars`` either: Ray's runtime-env agent writes those into its log. (Nor does a job set a
+runtime environment at all: one makes Ray start fresh worker processes for the job, seconds
+of every job's start.) A worker finds the job's keys, in this order:
 
 1. in the secrets file the driver wrote for the job (owner-only, deleted when the job
    ends; a driver killed outright leaves it until the next job on the machine deletes
-   it), whose *path* is in the runtime environment (:data:`SECRETS_ENV`): this covers a
-   cluster on the driver's machine, and keys given as ``api_key=``;
+   it), whose *path* is in the spec (:meth:`WorkerSecrets.locate`): this covers a cluster
+   on the driver's machine, and keys given as ``api_key=``;
 2. in its own environment, under the vendor's variables (``OPENAI_API_KEYS``,
    ``OPENAI_API_KEY``...): a cluster whose nodes were started with the keys set.
 
 Either way it checks them against the driver's key fingerprints (salted hashes, in pool
 order) and refuses to run with others. The Redis URL (which may hold a password) travels the
-same way; a disk cache's directory, which is not secret, goes in ``env_vars``. A
+same way; a disk cache's directory, which is not secret, is in the spec. A
 structured-output schema travels as its JSON schema (a pydantic model defined in a notebook
 need not be importable on a worker); the driver parses answers into the model itself.
 
@@ -28,7 +29,7 @@ import os
 import shutil
 import socket
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,7 @@ from .._runtime.http import Timeouts
 from .._runtime.retry import RetryPolicy
 from ..providers.catalog import Vendor, keys_from_env
 
-__all__ = ["SECRETS_ENV", "ClientSpec", "WorkerSecrets", "portable_options"]
-
-#: The variable that holds the path of the job's secrets file on the workers.
-SECRETS_ENV = "LLM_MAGICS_RAY_SECRETS"
+__all__ = ["ClientSpec", "WorkerSecrets", "portable_options"]
 _CACHE_DIR_ENV = "LLM_MAGICS_CACHE_DIR"
 
 
@@ -66,6 +64,10 @@ class ClientSpec:
     retry: RetryPolicy
     timeouts: Timeouts
     defaults: dict[str, Any] = field(default_factory=dict)
+    #: Where the driver's job secrets file is (on the driver's machine), "" for none.
+    secrets_path: str = ""
+    #: The driver's disk cache directory, "" for none.
+    cache_dir: str = ""
 
     @classmethod
     def of(cls, client: Client) -> ClientSpec:
@@ -116,7 +118,7 @@ class ClientSpec:
         if not self.key_fingerprints:
             return None
         for keys, where in (
-            (_secrets().get("keys") or [], "the job's secrets file"),
+            (self._secrets().get("keys") or [], "the job's secrets file"),
             (keys_from_env(self.vendor)[0], "this worker's environment"),
         ):
             if keys:
@@ -135,7 +137,7 @@ class ClientSpec:
 
     def _cache(self) -> Any:
         if self.cache == "redis":
-            url = str(_secrets().get("cache_url") or os.environ.get(ENV_URL, "")).strip()
+            url = str(self._secrets().get("cache_url") or os.environ.get(ENV_URL, "")).strip()
             if not url:
                 raise ConfigError(
                     f"the Ray worker on {socket.gethostname()} cannot reach the job's Redis "
@@ -143,21 +145,20 @@ class ClientSpec:
                 )
             return open_cache(url)
         if self.cache == "disk":
-            directory = os.environ.get(_CACHE_DIR_ENV, "").strip()
+            directory = self.cache_dir or os.environ.get(_CACHE_DIR_ENV, "").strip()
             return open_cache(directory) if directory else None
         return None
 
-
-def _secrets() -> dict[str, Any]:
-    """The job's secrets file, when this worker can read it (same machine as the driver)."""
-    path = os.environ.get(SECRETS_ENV, "").strip()
-    if not path:
-        return {}
-    try:
-        found = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return found if isinstance(found, dict) else {}
+    def _secrets(self) -> dict[str, Any]:
+        """The job's secrets file, when this worker can read it (same machine as the
+        driver)."""
+        if not self.secrets_path:
+            return {}
+        try:
+            found = json.loads(Path(self.secrets_path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return found if isinstance(found, dict) else {}
 
 
 _PREFIX = "llm_magics-ray-"
@@ -179,11 +180,11 @@ def _sweep_orphans() -> None:
 
 
 class WorkerSecrets:
-    """The secrets file of one job and the runtime-environment variables that point to it;
-    a context manager that deletes the file when the job ends."""
+    """The secrets file of one job; a context manager that deletes it when the job ends."""
 
     def __init__(self, client: Client) -> None:
-        self.env: dict[str, str] = {}
+        self._path = ""
+        self._cache_dir = ""
         self._folder: str | None = None
         secrets: dict[str, Any] = {}
         if client.keys is not None:
@@ -192,7 +193,7 @@ class WorkerSecrets:
         if isinstance(cache, RedisCache):
             secrets["cache_url"] = cache.secret_url
         elif isinstance(cache, DiskCache):
-            self.env[_CACHE_DIR_ENV] = str(cache.directory)
+            self._cache_dir = str(cache.directory)
         if secrets:
             _sweep_orphans()
             # Owner-only (0o700); named by this process, so a later job can tell an orphan.
@@ -201,7 +202,11 @@ class WorkerSecrets:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 json.dump(secrets, out)
-            self.env[SECRETS_ENV] = str(path)
+            self._path = str(path)
+
+    def locate(self, spec: ClientSpec) -> ClientSpec:
+        """``spec`` with where its workers find this job's secrets file and disk cache."""
+        return replace(spec, secrets_path=self._path, cache_dir=self._cache_dir)
 
     def __enter__(self) -> WorkerSecrets:
         return self

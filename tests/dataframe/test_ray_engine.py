@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 import llm_magics as lm
 from llm_magics._batch import ray_engine
-from llm_magics._batch.ray_spec import ClientSpec
+from llm_magics._batch.ray_spec import ClientSpec, WorkerSecrets
 from tests.support.ray_cluster import RayCluster
 from tests.support.server import FakeOpenAIServer, answer_for
 
@@ -198,7 +198,10 @@ def test_keys_never_reach_task_arguments_or_rays_logs(cluster: RayCluster) -> No
     with FakeOpenAIServer() as srv:
         register(srv)
         c = lm.client("fake:m")
-        spec = pickle.dumps(ClientSpec.of(c))
+        with WorkerSecrets(c) as secrets:
+            located = secrets.locate(ClientSpec.of(c))  # as the actors receive it
+            assert located.secrets_path  # the keys are in the file it names, not in it
+            spec = pickle.dumps(located)
         assert KEY.encode() not in spec and KEY[-12:].encode() not in spec
         df.llm.map("Echo {text}", model=c, engine="ray", progress=False)
     leaked = []
