@@ -55,7 +55,6 @@ def contenders(rows: int, concurrency: int, actors: int) -> dict[str, Callable[[
 
     df = frame(rows)
     per_actor = max(1, concurrency // actors)
-    records = df.to_dict("records")
     template = "Question number {n}: what is {n} plus one?"
 
     def local() -> int:
@@ -69,9 +68,7 @@ def contenders(rows: int, concurrency: int, actors: int) -> dict[str, Callable[[
         return int(out["llm"].notna().sum())
 
     def ray_map() -> int:
-        # Blocks enough for every actor (from_pandas makes one, which keeps every row on one
-        # actor; its override_num_blocks= fails on this pandas).
-        dataset = ray.data.from_items(records, override_num_blocks=actors * 8)
+        dataset = ray.data.from_pandas(df)  # one block: lm.ray.map splits it for the actors
         out = lm.ray.map(dataset, template, model="bench:m", concurrency=per_actor,
                          cache=False, progress=False, actors=actors, batch_size=250)  # fmt: skip
         return int(out.to_pandas()["llm"].notna().sum())

@@ -63,7 +63,7 @@ from .run import _chat_options, _progress, resolve_client
 from .template import materialize
 from .templated import TemplateBinding, empty_frame
 
-__all__ = ["RayNamespace", "map_dataset", "ray"]
+__all__ = ["RayNamespace", "map_dataset", "ray", "spread"]
 
 
 class RayNamespace:
@@ -173,7 +173,7 @@ class _DatasetJob:
             progress.start(stats)
         try:
             with WorkerSecrets(client) as secrets, quiet_ray_data(ray_api):
-                answered = self._dataset.map_batches(
+                answered = spread(self._dataset, self._actors).map_batches(
                     RowWorker,
                     fn_constructor_kwargs={
                         "spec": secrets.locate(spec),
@@ -230,6 +230,19 @@ class _DatasetJob:
         if reached is not None and not self._stopped:
             self._stopped = True
             coordinator.stop.remote(reached)
+
+
+def spread(dataset: Any, actors: int) -> Any:
+    """``dataset``, split so that every actor gets work: Ray Data runs one task per block, so
+    ``ray.data.from_pandas(df)`` (one block) would keep all its rows on one actor. Only a
+    materialized Dataset is split (its blocks are in memory already, the split copies no
+    more than them); a lazy one keeps the blocks its source reads."""
+    from ray.data.dataset import MaterializedDataset
+
+    wanted = actors * BATCHES_PER_ACTOR
+    if isinstance(dataset, MaterializedDataset) and dataset.num_blocks() < wanted:
+        return dataset.repartition(wanted)
+    return dataset
 
 
 def _usage_response(record: dict[str, Any]) -> Response:

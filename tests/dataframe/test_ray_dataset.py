@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 import llm_magics as lm
 from llm_magics._batch import ray_engine
+from llm_magics.dataframe import ray_dataset
 from tests.support.ray_cluster import RayCluster
 from tests.support.server import FakeOpenAIServer, answer_for
 
@@ -179,6 +180,21 @@ def test_max_cost_stops_a_dataset_job_and_the_rows_not_sent_say_so() -> None:
                                  progress=False))  # fmt: skip
         assert again["llm"].notna().all()
         assert srv.request_count == 200  # the rerun paid only for what the first did not get
+
+
+def test_a_one_block_pandas_dataset_is_split_so_every_actor_gets_rows() -> None:
+    df = pd.DataFrame({"id": range(40), "text": [f"t{i}" for i in range(40)]})
+    dataset = ray.data.from_pandas(df)
+    assert dataset.num_blocks() == 1
+    split = ray_dataset.spread(dataset, 2).materialize()
+    assert split.num_blocks() >= 2 and by_id(split).equals(df)
+    lazy = ray.data.range(10)  # not materialized: left as its source reads it
+    assert ray_dataset.spread(lazy, 2) is lazy
+    with FakeOpenAIServer() as srv:
+        lm.register("fake", srv.base_url, api_key=KEY)
+        out = by_id(lm.ray.map(dataset, "Echo {text}", model="fake:m", progress=False))
+        assert srv.request_count == 40
+    assert out["llm"].notna().all() and list(out["id"]) == list(range(40))
 
 
 def test_what_lm_ray_map_does_not_take_is_said_plainly() -> None:
